@@ -1,0 +1,1 @@
+"""Alembic environment and revisions: the only way Tollgate's schema changes."""
