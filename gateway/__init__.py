@@ -1,0 +1,3 @@
+"""Tollgate gateway: the client-facing request path."""
+
+from __future__ import annotations

@@ -1,0 +1,78 @@
+"""The gateway's ASGI application factory (served by granian, one app per worker)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from litestar import Litestar, Request, Response, asgi, get
+from litestar.exceptions import HTTPException
+
+from gateway.asgi import header, send_bytes, start_response
+from gateway.auth import bearer_token
+from gateway.errors import GatewayError
+from gateway.logging import configure_logging
+from gateway.state import GatewayState
+from gateway.surfaces.openai import error_body, models_body, new_request_id, send_error, serve_chat_completions
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from litestar.types import Receive, Scope, Send
+
+__all__ = ("create_app",)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the gateway application; settings come from the environment when not given."""
+    settings = settings or Settings.from_env(os.environ)
+    state = GatewayState(settings)
+
+    @asgi("/v1/chat/completions", copy_scope=False)
+    async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _method_not_allowed(send)
+            return
+        await serve_chat_completions(state, scope, receive, send)
+
+    @asgi("/v1/models", is_mount=True, copy_scope=True)
+    async def models(scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        name = scope["path"].removeprefix("/v1/models").strip("/") or None
+        try:
+            body = models_body(state, bearer_token(header(scope, b"authorization")), name)
+        except GatewayError as exc:
+            await send_error(send, exc, request_id)
+            return
+        await start_response(send, 200, [("x-request-id", request_id)], content_type="application/json")
+        await send_bytes(send, body, more=False)
+
+    @get(["/", "/health"], sync_to_thread=False)
+    def health() -> dict[str, str]:
+        return {"service": "tollgate-gateway", "status": "ok"}
+
+    return Litestar(
+        route_handlers=[chat_completions, models, health],
+        on_startup=[lambda: configure_logging(), state.start],
+        on_shutdown=[state.stop],
+        exception_handlers={HTTPException: _http_error},
+        openapi_config=None,
+        debug=False,
+    )
+
+
+async def _method_not_allowed(send: Send) -> None:
+    error = GatewayError(405, "method_not_allowed", "This endpoint accepts POST only.")
+    await send_error(send, error, new_request_id())
+
+
+def _http_error(_: Request[object, object, object], exc: HTTPException) -> Response[bytes]:
+    """Render framework errors (unknown path, wrong method) in the OpenAI error shape."""
+    code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+    message = exc.detail if exc.status_code != 404 else "Unknown request URL. Check the path."
+    error = GatewayError(exc.status_code, code, message)
+    return Response(
+        content=error_body(error),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers={"x-request-id": new_request_id(), "x-tollgate-cost": "0"},
+    )

@@ -1,0 +1,391 @@
+"""The ``tollgate`` command: run the gateway, the simulator and the relay, and administer.
+
+Admin commands print exactly one JSON object on stdout (money as decimal strings) and exit
+non-zero with ``{"error": …}`` when refused. Every command takes ``--data-dir`` for the
+embedded PostgreSQL, or uses ``DATABASE_URL`` when it is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+
+import click
+
+from shared.errors import TollgateError
+from shared.settings import Settings, default_data_dir
+
+__all__ = ("main",)
+
+T = TypeVar("T")
+
+_DATA_DIR_HELP: Final = "Directory of the embedded PostgreSQL (ignored when DATABASE_URL is set)."
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    click.echo(json.dumps(payload, default=str))
+
+
+def _fail(message: str) -> None:
+    click.echo(json.dumps({"error": message}))
+    sys.exit(1)
+
+
+@contextlib.contextmanager
+def database(data_dir: str | None) -> Iterator[str]:
+    """Yield a database URL: ``DATABASE_URL``, or the embedded server (attached or started)."""
+    url = os.environ.get("DATABASE_URL") or os.environ.get("TOLLGATE_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from shared.postgres import EmbeddedPostgres  # noqa: PLC0415 - only without DATABASE_URL
+
+    server = EmbeddedPostgres(data_dir or default_data_dir())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _run_admin(data_dir: str | None, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Migrate, open a session, run ``action``; turn domain errors into JSON refusals."""
+    from shared.database import create_engine, migrate, session_factory  # noqa: PLC0415
+
+    async def run(url: str) -> T:
+        engine = create_engine(url, pool=False)
+        try:
+            async with session_factory(engine)() as session:
+                return await action(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        with database(data_dir) as url:
+            migrate(url)
+            return asyncio.run(run(url))
+    except (TollgateError, ValueError) as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
+
+
+data_dir_option = click.option("--data-dir", default=None, help=_DATA_DIR_HELP)
+
+
+@click.group()
+def main() -> None:
+    """Tollgate: an LLM API wholesale gateway."""
+
+
+@main.command()
+@data_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--no-console", is_flag=True, help="Serve the gateway only.")
+def up(data_dir: str | None, host: str, port: int, workers: int, no_console: bool) -> None:  # noqa: FBT001
+    """Run the gateway (and the console) on the embedded or given PostgreSQL."""
+    from gateway.server import serve_gateway  # noqa: PLC0415 - heavy imports
+
+    with database(data_dir) as url:
+        from shared.database import migrate  # noqa: PLC0415
+
+        migrate(url)
+        settings = Settings.from_env(os.environ)
+        settings = Settings(
+            database=type(settings.database)(
+                **{**_fields(settings.database), "url": url, "data_dir": data_dir}
+            ),
+            gateway=type(settings.gateway)(
+                **{**_fields(settings.gateway), "host": host, "port": port, "workers": workers}
+            ),
+            billing=settings.billing,
+        )
+        click.echo(f"Tollgate gateway: http://{host}:{port}/v1  (OpenAI-compatible base URL)")
+        if not no_console:
+            click.echo("Console: not built yet in this version; the admin CLI is `tollgate admin`.")
+        serve_gateway(settings)
+
+
+def _fields(struct: Any) -> dict[str, Any]:  # noqa: ANN401 - any settings struct
+    import msgspec  # noqa: PLC0415
+
+    return msgspec.structs.asdict(struct)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def simulate(host: str, port: int, workers: int) -> None:
+    """Run the provider simulator: fake OpenAI, Anthropic, Gemini and Workers AI upstreams."""
+    from gateway.simulator import serve  # noqa: PLC0415
+
+    click.echo(f"Provider simulator: http://{host}:{port}/v1 (OpenAI), /v1beta (Gemini)")
+    serve(host=host, port=port, workers=workers)
+
+
+@main.command()
+@data_dir_option
+def migrate(data_dir: str | None) -> None:
+    """Apply database migrations and exit."""
+    from shared.database import migrate as run_migrations  # noqa: PLC0415
+
+    with database(data_dir) as url:
+        run_migrations(url)
+    _emit({"migrated": True})
+
+
+@main.command()
+@data_dir_option
+def audit(data_dir: str | None) -> None:
+    """Check that every balance equals its ledger and no hold outlived its expiry."""
+    from shared.services.admin import audit as run_audit  # noqa: PLC0415
+
+    problems = _run_admin(data_dir, run_audit)
+    if problems:
+        _emit({"ok": False, "problems": [{"tenant": p.tenant, "problem": p.problem} for p in problems]})
+        sys.exit(1)
+    _emit({"ok": True, "problems": []})
+
+
+@main.group()
+def admin() -> None:
+    """Administer tenants, groups, prices, channels and keys."""
+
+
+@admin.group()
+def tenant() -> None:
+    """Tenants and their balances."""
+
+
+@tenant.command("add")
+@click.argument("name")
+@click.option("--balance", default="0", help="Opening balance, USD.")
+@click.option("--group", default="default", show_default=True)
+@data_dir_option
+def tenant_add(name: str, balance: str, group: str, data_dir: str | None) -> None:
+    """Create a tenant."""
+    from shared.money import format_usd  # noqa: PLC0415
+    from shared.services.admin import add_tenant  # noqa: PLC0415
+
+    row = _run_admin(data_dir, lambda s: add_tenant(s, name, balance=balance, group=group))
+    _emit({"id": row.id, "name": row.name, "balance": format_usd(row.balance), "group": group})
+
+
+@tenant.command("credit")
+@click.argument("name")
+@click.argument("amount")
+@click.option("--note", default="", help="Why; kept in the ledger.")
+@data_dir_option
+def tenant_credit(name: str, amount: str, note: str, data_dir: str | None) -> None:
+    """Add AMOUNT USD to a tenant (negative to take it away)."""
+    from shared.money import format_usd  # noqa: PLC0415
+    from shared.services.admin import credit_tenant  # noqa: PLC0415
+
+    balance = _run_admin(data_dir, lambda s: credit_tenant(s, name, amount, note=note))
+    _emit({"name": name, "balance": format_usd(balance)})
+
+
+@admin.group()
+def group() -> None:
+    """Pricing groups."""
+
+
+@group.command("add")
+@click.argument("name")
+@click.option("--ratio", required=True, help="Price multiplier, e.g. 0.8.")
+@data_dir_option
+def group_add(name: str, ratio: str, data_dir: str | None) -> None:
+    """Create a pricing group."""
+    from shared.services.admin import add_group  # noqa: PLC0415
+
+    row = _run_admin(data_dir, lambda s: add_group(s, name, ratio))
+    _emit({"id": row.id, "name": row.name, "ratio": str(row.ratio)})
+
+
+@admin.group()
+def price() -> None:
+    """Model prices (USD per million tokens)."""
+
+
+@price.command("set")
+@click.argument("model")
+@click.option("--input", "input_", required=True, help="USD per million input tokens.")
+@click.option("--output", required=True, help="USD per million output tokens.")
+@click.option("--cached-input", default=None, help="USD per million cached input tokens.")
+@data_dir_option
+def price_set(model: str, input_: str, output: str, cached_input: str | None, data_dir: str | None) -> None:
+    """Set a model's price."""
+    from shared.services.admin import set_price  # noqa: PLC0415
+
+    row = _run_admin(
+        data_dir, lambda s: set_price(s, model, input=input_, output=output, cached_input=cached_input)
+    )
+    _emit(
+        {
+            "model": row.model,
+            "input": _plain(row.input),
+            "output": _plain(row.output),
+            "cached_input": None if row.cached_input is None else _plain(row.cached_input),
+        }
+    )
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for value in values:
+        left, sep, right = value.partition("=")
+        if not sep or not left or not right:
+            _fail(f"{what} `{value}` must look like client=upstream")
+        result[left] = right
+    return result
+
+
+@admin.group()
+def channel() -> None:
+    """Upstream channels."""
+
+
+@channel.command("add")
+@click.argument("name")
+@click.option("--kind", required=True, type=click.Choice(["openai", "anthropic", "gemini", "workers-ai"]))
+@click.option("--base-url", required=True, help="As the provider's SDK takes it (…/v1 for OpenAI).")
+@click.option("--api-key", default="", help="The upstream's key.")
+@click.option("--models", required=True, help="Comma-separated model names clients may ask for.")
+@click.option("--map", "mapping", multiple=True, help="client=upstream model name; repeatable.")
+@click.option("--priority", default=0, show_default=True, type=int, help="Lower is tried first.")
+@click.option("--weight", default=1, show_default=True, type=int)
+@click.option("--groups", default=None, help="Comma-separated groups allowed (default: all).")
+@data_dir_option
+def channel_add(  # noqa: PLR0913 - one parameter per option
+    name: str,
+    kind: str,
+    base_url: str,
+    api_key: str,
+    models: str,
+    mapping: tuple[str, ...],
+    priority: int,
+    weight: int,
+    groups: str | None,
+    data_dir: str | None,
+) -> None:
+    """Create an upstream channel."""
+    from shared.services.admin import add_channel  # noqa: PLC0415
+
+    model_list = [m.strip() for m in models.split(",") if m.strip()]
+    model_map = _pairs(mapping, "--map")
+    row = _run_admin(
+        data_dir,
+        lambda s: add_channel(
+            s,
+            name,
+            kind=kind,
+            base_url=base_url,
+            api_key=api_key,
+            models=model_list,
+            model_map=model_map,
+            priority=priority,
+            weight=weight,
+            groups=[g.strip() for g in groups.split(",")] if groups else None,
+        ),
+    )
+    _emit(
+        {
+            "id": row.id,
+            "name": row.name,
+            "kind": row.kind,
+            "base_url": row.base_url,
+            "models": row.models,
+            "model_map": row.model_map,
+            "priority": row.priority,
+            "weight": row.weight,
+        }
+    )
+
+
+@admin.group()
+def key() -> None:
+    """Tenants' API keys."""
+
+
+@key.command("add")
+@click.option("--tenant", "tenant_name", required=True)
+@click.option("--name", default="")
+@click.option("--models", default=None, help="Comma-separated allow-list (default: all).")
+@click.option("--spend-limit", default=None, help="USD this key may spend in total.")
+@click.option("--rpm", default=None, type=int, help="Requests per minute.")
+@click.option("--expires-in-days", default=None, type=int)
+@data_dir_option
+def key_add(  # noqa: PLR0913 - one parameter per option
+    tenant_name: str,
+    name: str,
+    models: str | None,
+    spend_limit: str | None,
+    rpm: int | None,
+    expires_in_days: int | None,
+    data_dir: str | None,
+) -> None:
+    """Create an API key; the full key is printed once and never stored."""
+    from shared.services.admin import add_key  # noqa: PLC0415
+
+    expires = (
+        datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=expires_in_days)
+        if expires_in_days is not None
+        else None
+    )
+    row, full = _run_admin(
+        data_dir,
+        lambda s: add_key(
+            s,
+            tenant_name,
+            name=name,
+            models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+            spend_limit=spend_limit,
+            rpm_limit=rpm,
+            expires_at=expires,
+        ),
+    )
+    _emit(
+        {
+            "id": row.id,
+            "key": full,
+            "prefix": row.prefix,
+            "tenant": tenant_name,
+            "name": row.name,
+            "models": row.models,
+            "expires_at": None if expires is None else expires.isoformat(),
+        }
+    )
+
+
+@key.command("revoke")
+@click.argument("key_id", type=int)
+@data_dir_option
+def key_revoke(key_id: int, data_dir: str | None) -> None:
+    """Revoke a key; running gateways refuse it within a second."""
+    from shared.services.admin import revoke_key  # noqa: PLC0415
+
+    row = _run_admin(data_dir, lambda s: revoke_key(s, key_id))
+    _emit({"id": row.id, "status": row.status})
+
+
+@admin.command("balance")
+@click.argument("name")
+@data_dir_option
+def balance(name: str, data_dir: str | None) -> None:
+    """Show a tenant's balance, ledger sum and open holds (USD)."""
+    from shared.services.admin import balance_report  # noqa: PLC0415
+
+    _emit(_run_admin(data_dir, lambda s: balance_report(s, name)))

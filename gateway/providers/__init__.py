@@ -1,0 +1,3 @@
+"""Upstream adaptors, one module per upstream protocol."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Client-facing API surfaces, one module per protocol."""
+
+from __future__ import annotations
