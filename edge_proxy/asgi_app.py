@@ -65,6 +65,9 @@ WRITE_TIMEOUT: Final = 60.0
 POOL_TIMEOUT: Final = 10.0
 """Seconds a request may wait for a free upstream connection."""
 
+CLIENT_CLOSED_STATUS: Final = 499
+"""Status logged when the caller left before the upstream answered (nginx's convention)."""
+
 MAX_CONNECTIONS: Final = 512
 """Upstream connections open at once, per worker process."""
 
@@ -144,6 +147,12 @@ class RelayApp:
             scope["method"], path, query, headers, keep_content_length=True
         )
         if isinstance(decision, Refusal):
+            logger.info(
+                "relay refused method=%s status=%d code=%s",
+                scope["method"][:16],
+                decision.status,
+                decision.code,
+            )
             await _send_refusal(send, decision)
             return
 
@@ -152,7 +161,7 @@ class RelayApp:
             decision, scope["method"], request_has_body(headers), receive, send
         )
         logger.info(
-            "relay request method=%s upstream=%s status=%s latency_ms=%d",
+            "relay request method=%s upstream=%s status=%d latency_ms=%d",
             scope["method"],
             decision.upstream,
             status,
@@ -161,11 +170,12 @@ class RelayApp:
 
     async def _forward(
         self, forward: Forward, method: str, has_body: bool, receive: Receive, send: Send
-    ) -> int | None:
+    ) -> int:
         """Send the request upstream and stream the response back.
 
         Returns:
-            The upstream status, or ``None`` when no upstream response was relayed.
+            The status sent to the caller, or 499 when the caller left before the upstream
+            answered.
         """
         request = httpx.Request(
             method,
@@ -178,13 +188,13 @@ class RelayApp:
         try:
             response = await self._get_client().send(request, stream=True)
         except _ClientGoneError:
-            return None
+            return CLIENT_CLOSED_STATUS
         except httpx.TimeoutException:
             logger.warning("upstream timed out upstream=%s", forward.upstream)
             await _send_refusal(
                 send, Refusal(504, "upstream_timeout", f"upstream `{forward.upstream}` timed out")
             )
-            return None
+            return 504
         except httpx.TransportError as exc:
             logger.warning(
                 "upstream unreachable upstream=%s error=%s", forward.upstream, type(exc).__name__
@@ -197,7 +207,7 @@ class RelayApp:
                     f"upstream `{forward.upstream}` failed: {type(exc).__name__}",
                 ),
             )
-            return None
+            return 502
 
         try:
             await _relay_response(response, receive, send, upstream=forward.upstream)

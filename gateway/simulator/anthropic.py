@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from gateway.simulator.composer import Answer, ToolCall, json_text, signature_for
-from gateway.simulator.errors import ProviderError, Protocol, anthropic_error, default_message
+from gateway.simulator.errors import Protocol, ProviderError, anthropic_error, default_message
 from gateway.simulator.openai import ARGUMENT_FRAGMENT, stream_error_status
 from gateway.simulator.wire import Frame, FrameKind, StreamResponse, json_response, sse
 
@@ -46,7 +46,14 @@ _decode = msgspec.json.decode
 class _Prompt:
     """Counted texts of a Messages request, and where its cached prefix ends."""
 
-    __slots__ = ("cached_images", "cached_texts", "has_tool_result", "images", "last_tool_result", "texts")
+    __slots__ = (
+        "cached_images",
+        "cached_texts",
+        "has_tool_result",
+        "images",
+        "last_tool_result",
+        "texts",
+    )
 
     def __init__(self) -> None:
         self.texts: list[str] = []
@@ -128,7 +135,11 @@ def _tool(body: dict[str, Any]) -> tuple[str, Any] | None:
     choice = body.get("tool_choice")
     if not isinstance(tools, list) or (isinstance(choice, dict) and choice.get("type") == "none"):
         return None
-    custom = [t for t in tools if isinstance(t, dict) and "input_schema" in t and isinstance(t.get("name"), str)]
+    custom = [
+        t
+        for t in tools
+        if isinstance(t, dict) and "input_schema" in t and isinstance(t.get("name"), str)
+    ]
     if not custom:
         return None
     wanted = choice.get("name") if isinstance(choice, dict) else None
@@ -190,11 +201,20 @@ def messages(call: Call) -> Response:
     content: list[dict[str, Any]] = []
     if thinking is not None:
         content.append(
-            {"type": "thinking", "thinking": thinking.text, "signature": signature_for(thinking.text)}
+            {
+                "type": "thinking",
+                "thinking": thinking.text,
+                "signature": signature_for(thinking.text),
+            }
         )
     if isinstance(outcome, ToolCall):
         content.append(
-            {"type": "tool_use", "id": outcome.id, "name": outcome.name, "input": _decode(outcome.arguments)}
+            {
+                "type": "tool_use",
+                "id": outcome.id,
+                "name": outcome.name,
+                "input": _decode(outcome.arguments),
+            }
         )
     else:
         content.append({"type": "text", "text": outcome.text})
@@ -243,9 +263,19 @@ def _stream(
 
     index = 0
     if thinking is not None:
-        add("content_block_start", {"index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+        add(
+            "content_block_start",
+            {
+                "index": index,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+            },
+        )
         for word in thinking.pieces:
-            add("content_block_delta", {"index": index, "delta": {"type": "thinking_delta", "thinking": word}}, FrameKind.CONTENT)
+            add(
+                "content_block_delta",
+                {"index": index, "delta": {"type": "thinking_delta", "thinking": word}},
+                FrameKind.CONTENT,
+            )
         signature = {"type": "signature_delta", "signature": signature_for(thinking.text)}
         add("content_block_delta", {"index": index, "delta": signature})
         add("content_block_stop", {"index": index})
@@ -255,25 +285,39 @@ def _stream(
         add("content_block_start", {"index": index, "content_block": block})
         arguments = outcome.arguments
         for start in range(0, len(arguments), ARGUMENT_FRAGMENT):
-            delta = {"type": "input_json_delta", "partial_json": arguments[start : start + ARGUMENT_FRAGMENT]}
-            add("content_block_delta", {"index": index, "delta": delta}, FrameKind.CONTENT)
+            fragment = {
+                "type": "input_json_delta",
+                "partial_json": arguments[start : start + ARGUMENT_FRAGMENT],
+            }
+            add("content_block_delta", {"index": index, "delta": fragment}, FrameKind.CONTENT)
     else:
         add("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
         for word in outcome.pieces:
-            add("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": word}}, FrameKind.CONTENT)
+            add(
+                "content_block_delta",
+                {"index": index, "delta": {"type": "text_delta", "text": word}},
+                FrameKind.CONTENT,
+            )
     add("content_block_stop", {"index": index})
 
-    delta: dict[str, Any] = {"delta": {"stop_reason": stop_reason, "stop_sequence": None}}
+    ending: dict[str, Any] = {"delta": {"stop_reason": stop_reason, "stop_sequence": None}}
     if not call.fault.no_usage:
-        delta["usage"] = {
+        ending["usage"] = {
             key: usage[key]
-            for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+            for key in (
+                "input_tokens",
+                "cache_creation_input_tokens",
+                "cache_read_input_tokens",
+                "output_tokens",
+            )
         }
-    add("message_delta", delta, FrameKind.TAIL)
+    add("message_delta", ending, FrameKind.TAIL)
     add("message_stop", {}, FrameKind.TAIL)
 
     status = stream_error_status(call.fault, Protocol.ANTHROPIC)
-    error = sse({"type": "error", "error": anthropic_error(status, default_message(status))}, "error")
+    error = sse(
+        {"type": "error", "error": anthropic_error(status, default_message(status))}, "error"
+    )
     return StreamResponse(frames, lambda _index: error)
 
 
@@ -289,7 +333,7 @@ def _model_object(model_id: str, display: str, created: str) -> dict[str, Any]:
     return {"type": "model", "id": model_id, "display_name": display, "created_at": created}
 
 
-def list_models(call: Call) -> Response:
+def list_models(_call: Call) -> Response:
     """Answer `GET /v1/models` for Anthropic clients."""
     data = [_model_object(*model) for model in MODELS]
     return json_response(
@@ -302,4 +346,3 @@ def get_model(call: Call) -> Response:
     known = {model[0]: model for model in MODELS}
     model = known.get(call.model, (call.model, call.model, MODELS[0][2]))
     return json_response(_model_object(*model))
-

@@ -2,17 +2,22 @@
 
 Paths, all from one root:
 
-| method and path | answer |
-| --- | --- |
-| `POST /v1/chat/completions`, `/v1/responses`, `/v1/embeddings`; `GET /v1/models[/{id}]` | OpenAI |
-| `POST /v1/messages`, `/v1/messages/count_tokens`; `GET /v1/models` with `anthropic-version` | Anthropic |
-| `POST /v1beta/models/{model}:{generateContent, streamGenerateContent, countTokens, embedContent, batchEmbedContents}`; `GET /v1beta/models[/{model}]` | Gemini |
-| `POST /client/v4/accounts/{account}/ai/run/{model}`, `.../ai/v1/chat/completions`, `.../ai/v1/embeddings` | Cloudflare Workers AI |
-| `/_fault/<spec>/<any path above>` | the same, misbehaving as `spec` says (`gateway.simulator.faults`) |
-| `/_replay/<id>/<any path>` | a registered replay script (`gateway.simulator.replay`) |
-| `POST /_sim/replay`, `DELETE /_sim/replay` | register a replay script, forget them all |
-| `GET /_sim/requests`, `DELETE /_sim/requests` | the request log (`gateway.simulator.request_log`), clear it |
-| `GET /_sim/health` | `200 {"status": "ok"}` |
+- OpenAI: `POST /v1/chat/completions`, `POST /v1/responses`, `POST /v1/embeddings`,
+  `GET /v1/models`, `GET /v1/models/{model}`.
+- Anthropic: `POST /v1/messages`, `POST /v1/messages/count_tokens`, and `GET /v1/models[/{id}]`
+  when the request has an `anthropic-version` header.
+- Gemini: `POST /v1beta/models/{model}:generateContent` (also `streamGenerateContent`,
+  `countTokens`, `embedContent`, `batchEmbedContents`; `/v1/models/...:action` too),
+  `GET /v1beta/models`, `GET /v1beta/models/{model}`.
+- Cloudflare Workers AI: `POST /client/v4/accounts/{account}/ai/run/{model}`, and the
+  OpenAI-compatible `.../ai/v1/chat/completions` and `.../ai/v1/embeddings`.
+- `/_fault/<spec>/<any path above>`: the same, misbehaving as `spec` says
+  (`gateway.simulator.faults`).
+- `/_replay/<id>/<any path>`: a registered replay script (`gateway.simulator.replay`).
+- `POST /_sim/replay` registers a replay script, `DELETE /_sim/replay` forgets them all.
+- `GET /_sim/requests` returns the request log (`gateway.simulator.request_log`),
+  `DELETE /_sim/requests` clears it.
+- `GET /_sim/health` answers `200 {"status": "ok"}`.
 
 Any model name is served. No state is shared between concurrent requests: the behaviour of a
 request depends only on its own path and body. Every response carries an `x-request-id`.
@@ -29,8 +34,8 @@ import msgspec
 from gateway.simulator import anthropic, gemini, openai, workers_ai
 from gateway.simulator.composer import Composer
 from gateway.simulator.errors import (
-    ProviderError,
     Protocol,
+    ProviderError,
     default_message,
     error_body,
     protocol_for_path,
@@ -81,37 +86,46 @@ _JSON_HEADER: Final = (b"content-type", JSON_TYPE)
 _NO_CACHE: Final = (b"cache-control", b"no-cache")
 
 
+def _resolve_post(path: str) -> tuple[Handler, str] | None:
+    handler = _POST_ROUTES.get(path)
+    if handler is not None:
+        return handler, ""
+    for prefix in ("/v1beta/models/", "/v1/models/"):
+        if path.startswith(prefix) and ":" in path:
+            model, _, action = path[len(prefix) :].rpartition(":")
+            gemini_handler = _GEMINI_ACTIONS.get(action)
+            return (gemini_handler, model) if gemini_handler and model else None
+    if path.startswith("/client/v4/accounts/"):
+        parts = path.split("/", 6)
+        if len(parts) == 7 and parts[5] == "ai":
+            kind, _, rest = parts[6].partition("/")
+            if kind == "run" and rest:
+                return workers_ai.run, rest
+            if kind == "v1" and rest in _WORKERS_AI_COMPAT:
+                return _WORKERS_AI_COMPAT[rest], ""
+    return None
+
+
+def _resolve_get(path: str, headers: dict[str, str]) -> tuple[Handler, str] | None:
+    is_anthropic = "anthropic-version" in headers
+    if path == "/v1/models":
+        return (anthropic.list_models if is_anthropic else openai.list_models), ""
+    if path.startswith("/v1/models/") and ":" not in path:
+        model = path[len("/v1/models/") :]
+        return (anthropic.get_model if is_anthropic else openai.get_model), model
+    if path == "/v1beta/models":
+        return gemini.list_models, ""
+    if path.startswith("/v1beta/models/") and ":" not in path:
+        return gemini.get_model, path[len("/v1beta/models/") :]
+    return None
+
+
 def resolve(method: str, path: str, headers: dict[str, str]) -> tuple[Handler, str] | None:
     """Return the handler of a request and the model its path names, or None."""
     if method == "POST":
-        handler = _POST_ROUTES.get(path)
-        if handler is not None:
-            return handler, ""
-        for prefix in ("/v1beta/models/", "/v1/models/"):
-            if path.startswith(prefix) and ":" in path:
-                model, _, action = path[len(prefix) :].rpartition(":")
-                gemini_handler = _GEMINI_ACTIONS.get(action)
-                return (gemini_handler, model) if gemini_handler and model else None
-        if path.startswith("/client/v4/accounts/"):
-            parts = path.split("/", 6)
-            if len(parts) == 7 and parts[5] == "ai":
-                kind, _, rest = parts[6].partition("/")
-                if kind == "run" and rest:
-                    return workers_ai.run, rest
-                if kind == "v1" and rest in _WORKERS_AI_COMPAT:
-                    return _WORKERS_AI_COMPAT[rest], ""
-        return None
+        return _resolve_post(path)
     if method in ("GET", "HEAD"):
-        is_anthropic = "anthropic-version" in headers
-        if path == "/v1/models":
-            return (anthropic.list_models if is_anthropic else openai.list_models), ""
-        if path.startswith("/v1/models/") and ":" not in path:
-            model = path[len("/v1/models/") :]
-            return (anthropic.get_model if is_anthropic else openai.get_model), model
-        if path == "/v1beta/models":
-            return gemini.list_models, ""
-        if path.startswith("/v1beta/models/") and ":" not in path:
-            return gemini.get_model, path[len("/v1beta/models/") :]
+        return _resolve_get(path, headers)
     return None
 
 
@@ -145,6 +159,7 @@ class SimulatorApp:
         self._faults: dict[str, FaultSpec | FaultSpecError] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
@@ -260,7 +275,8 @@ class SimulatorApp:
 
     async def _admin(self, method: str, path: str, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
-        status, answer = 404, {"error": {"message": f"Invalid URL ({method} {path})"}}
+        status = 404
+        answer: dict[str, Any] = {"error": {"message": f"Invalid URL ({method} {path})"}}
         if path == "/_sim/health" and method in ("GET", "HEAD"):
             status, answer = 200, {"status": "ok"}
         elif path == "/_sim/requests" and method == "GET":

@@ -2,7 +2,7 @@
 
 Every figure the simulator reports is computed here, with the offline cl100k tokenizer:
 
-- **Prompt tokens** are the cl100k count of the request's input texts joined with one `"\\n"`,
+- **Prompt tokens** are the cl100k count of the request's input texts joined with a newline,
   in request order (system or instructions first, then each message's texts in order), plus
   `IMAGE_TOKENS` for every image or other inline/file part. The input texts are: content
   strings and text parts, tool-call arguments as the request carries them (JSON text; Anthropic

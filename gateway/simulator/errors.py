@@ -1,15 +1,19 @@
 """Error shapes of each simulated provider, as HTTP bodies and as mid-stream events.
 
 ```
-ProviderError             raised by a handler; rendered in the protocol of the request path
+ProviderError     raised by a handler; rendered in the protocol of the request path
 ```
 
-| protocol | HTTP body | mid-stream event |
-| --- | --- | --- |
-| OpenAI | `{"error": {"message", "type", "param", "code"}}` | `data: {"error": {...}}` |
-| Anthropic | `{"type": "error", "error": {"type", "message"}, "request_id"}` | `event: error` + `data: {"type": "error", "error": {...}}` |
-| Gemini | `{"error": {"code", "message", "status"}}` | `data: {"error": {...}}` (or an array element) |
-| Workers AI | `{"result": null, "success": false, "errors": [{"code", "message"}], "messages": []}` | `data: {"success": false, "errors": [...]}` |
+HTTP bodies and mid-stream events, per protocol:
+
+- OpenAI: `{"error": {"message", "type", "param", "code"}}`; in a stream
+  `data: {"error": {...}}`.
+- Anthropic: `{"type": "error", "error": {"type", "message"}, "request_id"}`; in a stream
+  `event: error` and `data: {"type": "error", "error": {...}}`.
+- Gemini: `{"error": {"code", "message", "status"}}`; in a stream the same object as an SSE
+  event or an array element.
+- Workers AI: `{"result": null, "success": false, "errors": [{"code", "message"}],
+  "messages": []}`; in a stream `data: {"success": false, "errors": [...]}`.
 """
 
 from __future__ import annotations

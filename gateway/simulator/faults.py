@@ -4,19 +4,21 @@ A spec is a comma-separated list of `key=value` pairs, taken from the raw (still
 percent-encoded) path segment, so a value may carry an encoded `,` or `/`. Each value is then
 percent-decoded (`+` also means a space). Keys:
 
-| key | value | effect |
-| --- | --- | --- |
-| `status` | 400-599 | answer with that status in the path's protocol error shape; with `error_after` it picks the kind of the mid-stream error instead |
-| `retry_after` | seconds | add a `Retry-After` header |
-| `delay` | seconds | wait before the response headers |
-| `slow` | seconds | wait between stream frames |
-| `cut` | n | streaming: send n content frames, then drop the connection with no terminator; non-streaming: drop the connection after the headers, with no body |
-| `error_after` | n | streaming only: after n content frames send the protocol's mid-stream error event, then end the response |
-| `no_usage` | 1 | never report usage, even when asked for it |
-| `words` | n | number of words in the answer |
-| `text` | text | the exact answer text |
-| `block` | `prompt` or `output` | Gemini safety blocks (case BC19) |
-| `cache` | `read` or `write` | Anthropic: report the cached prefix as a cache read (default) or a cache write |
+- `status=<400-599>`: answer with that status, in the error shape of the path's protocol. With
+  `error_after` it picks the kind of the mid-stream error instead, and the HTTP status stays 200.
+- `retry_after=<seconds>`: add a `Retry-After` header.
+- `delay=<seconds>`: wait before the response headers.
+- `slow=<seconds>`: wait between stream frames.
+- `cut=<n>`: streaming, send n content frames, then drop the connection with no terminator;
+  not streaming, drop the connection after the status line and headers, before the body.
+- `error_after=<n>`: streaming only, after n content frames send the protocol's mid-stream
+  error event, then end the response (non-streamed requests are answered normally).
+- `no_usage=1`: never report usage, even when asked for it.
+- `words=<n>`: number of words of the default answer.
+- `text=<text>`: the exact answer text.
+- `block=prompt|output`: Gemini safety blocks (case BC19); other protocols ignore it.
+- `cache=read|write`: Anthropic, report the cached prompt prefix as a cache read (the default)
+  or as a cache write.
 """
 
 from __future__ import annotations

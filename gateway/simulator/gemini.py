@@ -1,15 +1,15 @@
 """Gemini surface: `generateContent`, `streamGenerateContent`, `countTokens`, embeddings, models.
 
-`streamGenerateContent?alt=sse` sends `data: <GenerateContentResponse>\\r\\n\\r\\n` events and no
-`[DONE]`; without `alt=sse` the body is one JSON array whose elements are written one by one.
-Each event holds the next word (or the function call, or a thought word) of every candidate,
-with `usageMetadata` as running totals; the last event has an empty text part, the
-`finishReason` of every candidate and the final totals. `thoughtsTokenCount` is reported when
-`thinkingConfig` turns thinking on (`includeThoughts`, a non-zero `thinkingBudget` or a
-`thinkingLevel`); thought parts (`"thought": true`) are sent only with `includeThoughts`.
-`candidatesTokenCount` excludes thoughts, and `totalTokenCount` is prompt + candidates + thoughts.
-A mid-stream failure is `data: {"error": {"code", "message", "status"}}` (an array element
-without `alt=sse`). With the fault `block=prompt` the answer is
+`streamGenerateContent?alt=sse` sends `data: <GenerateContentResponse>` events, each ended by
+CRLF CRLF, and no `[DONE]`; without `alt=sse` the body is one JSON array whose elements are
+written one by one. Each event holds the next word (or the function call, or a thought word)
+of every candidate, with `usageMetadata` as running totals; the last event has an empty text
+part, the `finishReason` of every candidate and the final totals. `thoughtsTokenCount` is
+reported when `thinkingConfig` turns thinking on (`includeThoughts`, a non-zero
+`thinkingBudget` or a `thinkingLevel`); thought parts (`"thought": true`) are sent only with
+`includeThoughts`. `candidatesTokenCount` excludes thoughts, and `totalTokenCount` is prompt +
+candidates + thoughts. A mid-stream failure is `data: {"error": {"code", "message", "status"}}`
+(an array element without `alt=sse`). With the fault `block=prompt` the answer is
 `{"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": ...}` with no
 candidates; with `block=output` it is one candidate with `finishReason` `SAFETY` and a blocked
 safety rating, and no content (case BC19); both are HTTP 200 and, streamed, a single event.
@@ -28,7 +28,7 @@ from gateway.simulator.composer import (
     embedding_vector,
     json_text,
 )
-from gateway.simulator.errors import ProviderError, Protocol, default_message, gemini_error
+from gateway.simulator.errors import Protocol, ProviderError, default_message, gemini_error
 from gateway.simulator.openai import stream_error_status
 from gateway.simulator.wire import Frame, FrameKind, StreamResponse, json_response, sse
 
@@ -43,6 +43,9 @@ MODELS: Final = (
     ("gemini-embedding-001", "Gemini Embedding 001"),
 )
 """Models listed by `GET /v1beta/models` (any model name is served)."""
+
+MAX_CANDIDATES: Final = 8
+"""Largest `candidateCount`."""
 
 ARRAY_TYPE: Final = b"application/json; charset=UTF-8"
 SSE_TYPE: Final = b"text/event-stream"
@@ -114,11 +117,12 @@ def _tool(body: dict[str, Any]) -> tuple[str, Any] | None:
     if str(_get(config, "mode") or "").upper() == "NONE":
         return None
     allowed = _get(config, "allowedFunctionNames")
-    declarations = []
-    for tool in body.get("tools") or ():
-        for declaration in _get(tool, "functionDeclarations") or ():
-            if isinstance(declaration, dict) and isinstance(declaration.get("name"), str):
-                declarations.append(declaration)
+    declarations = [
+        declaration
+        for tool in body.get("tools") or ()
+        for declaration in _get(tool, "functionDeclarations") or ()
+        if isinstance(declaration, dict) and isinstance(declaration.get("name"), str)
+    ]
     if isinstance(allowed, list):
         declarations = [d for d in declarations if d["name"] in allowed]
     if not declarations:
@@ -135,7 +139,11 @@ def _thinking(config: Any) -> tuple[bool, bool]:
         return False, False
     include = _get(thinking, "includeThoughts") is True
     budget = _get(thinking, "thinkingBudget")
-    on = include or (isinstance(budget, int) and budget != 0) or bool(_get(thinking, "thinkingLevel"))
+    on = (
+        include
+        or (isinstance(budget, int) and budget != 0)
+        or bool(_get(thinking, "thinkingLevel"))
+    )
     return on, include
 
 
@@ -154,20 +162,25 @@ def _usage(prompt: int, candidates: int, thoughts: int | None) -> dict[str, Any]
 class _Candidate:
     """What one candidate says, as stream parts with running token counts."""
 
-    __slots__ = ("finish", "parts", "steps")
+    __slots__ = ("finish", "parts", "steps", "thinking")
 
-    def __init__(self, composer: Composer, outcome: Answer | ToolCall, thought: Answer | None, include: bool) -> None:
+    def __init__(
+        self, composer: Composer, outcome: Answer | ToolCall, thought: Answer | None, include: bool
+    ) -> None:
         # Each step: (part or None, candidate tokens so far, thought tokens so far).
         self.steps: list[tuple[dict[str, Any], int, int]] = []
         self.parts: list[dict[str, Any]] = []
         thought_tokens = 0
+        self.thinking = thought is not None
         if thought is not None:
             thought_tokens = thought.tokens
             if include:
                 self.parts.append({"text": thought.text, "thought": True})
                 for size in range(1, len(thought.pieces) + 1):
                     so_far = composer.count("".join(thought.pieces[:size]))
-                    self.steps.append(({"text": thought.pieces[size - 1], "thought": True}, 0, so_far))
+                    self.steps.append(
+                        ({"text": thought.pieces[size - 1], "thought": True}, 0, so_far)
+                    )
         if isinstance(outcome, ToolCall):
             part = {"functionCall": {"name": outcome.name, "args": _decode(outcome.arguments)}}
             self.parts.append(part)
@@ -181,41 +194,34 @@ class _Candidate:
             self.finish = "MAX_TOKENS" if outcome.truncated else "STOP"
 
 
-def generate_content(call: Call) -> Response:
-    """Answer `:generateContent` and `:streamGenerateContent`."""
-    request = call.request
-    body = request.json_object()
-    model = call.model.removeprefix("models/")
+def _blocked(call: Call, prompt_tokens: int, meta: dict[str, Any]) -> dict[str, Any]:
+    """Return the answer of a `block=prompt|output` fault (case BC19)."""
+    blocked: dict[str, Any]
+    if call.fault.block == "prompt":
+        blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}
+    else:
+        rating = {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True}
+        blocked = {
+            "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": [rating]}]
+        }
+    if not call.fault.no_usage:
+        blocked["usageMetadata"] = {
+            "promptTokenCount": prompt_tokens,
+            "totalTokenCount": prompt_tokens,
+        }
+    blocked.update(meta)
+    return blocked
+
+
+def _candidates(call: Call, body: dict[str, Any], model: str, prompt: _Prompt) -> list[_Candidate]:
     composer, fault = call.composer, call.fault
-    prompt = _prompt(body)
-    prompt_tokens = composer.prompt_tokens(prompt.texts, prompt.images)
-    streaming = request.path.endswith(":streamGenerateContent")
-    sse_mode = request.query("alt") == "sse"
-    response_id = composer.new_id("")
-    meta = {"modelVersion": model, "responseId": response_id}
-
-    if fault.block is not None:
-        usage = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens}
-        blocked: dict[str, Any]
-        if fault.block == "prompt":
-            blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}
-        else:
-            rating = {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True}
-            blocked = {"candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": [rating]}]}
-        if not fault.no_usage:
-            blocked["usageMetadata"] = usage
-        blocked.update(meta)
-        if not streaming:
-            return json_response(blocked)
-        return _stream([(blocked, FrameKind.TAIL)], sse_mode, fault_status(call))
-
     config = _get(body, "generationConfig")
     limit = _get(config, "maxOutputTokens")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         msg = "* GenerateContentRequest.generation_config.max_output_tokens: must be positive"
         raise ProviderError(400, msg)
     count = _get(config, "candidateCount") or 1
-    if not isinstance(count, int) or not 1 <= count <= 8:
+    if not isinstance(count, int) or not 1 <= count <= MAX_CANDIDATES:
         msg = "* GenerateContentRequest.generation_config.candidate_count: must be 1 to 8"
         raise ProviderError(400, msg)
     thinking_on, include = _thinking(config)
@@ -230,20 +236,50 @@ def generate_content(call: Call) -> Response:
         elif tool is not None:
             outcome = composer.tool_call(tool[0], tool[1], "")
         else:
-            outcome = composer.answer(model, index=index, words=fault.words, text=fault.text, limit=limit)
+            outcome = composer.answer(
+                model, index=index, words=fault.words, text=fault.text, limit=limit
+            )
         candidates.append(_Candidate(composer, outcome, thought, include))
+    return candidates
 
-    total_thoughts = thought.tokens * count if thought is not None else None
-    total_candidates = sum(c.steps[-1][1] if c.steps else 0 for c in candidates)
-    final_usage = _usage(prompt_tokens, total_candidates, total_thoughts)
+
+def generate_content(call: Call) -> Response:
+    """Answer `:generateContent` and `:streamGenerateContent`."""
+    request = call.request
+    body = request.json_object()
+    model = call.model.removeprefix("models/")
+    prompt = _prompt(body)
+    prompt_tokens = call.composer.prompt_tokens(prompt.texts, prompt.images)
+    streaming = request.path.endswith(":streamGenerateContent")
+    sse_mode = request.query("alt") == "sse"
+    meta = {"modelVersion": model, "responseId": call.composer.new_id("")}
+    no_usage = call.fault.no_usage
+
+    if call.fault.block is not None:
+        blocked = _blocked(call, prompt_tokens, meta)
+        if not streaming:
+            return json_response(blocked)
+        return _stream([(blocked, FrameKind.TAIL)], sse_mode, fault_status(call))
+
+    candidates = _candidates(call, body, model, prompt)
+    thinking = candidates[0].thinking
+    final_usage = _usage(
+        prompt_tokens,
+        sum(c.steps[-1][1] if c.steps else 0 for c in candidates),
+        sum(c.steps[-1][2] if c.steps else 0 for c in candidates) if thinking else None,
+    )
     if not streaming:
         result: dict[str, Any] = {
             "candidates": [
-                {"content": {"parts": c.parts, "role": "model"}, "finishReason": c.finish, "index": i}
+                {
+                    "content": {"parts": c.parts, "role": "model"},
+                    "finishReason": c.finish,
+                    "index": i,
+                }
                 for i, c in enumerate(candidates)
             ]
         }
-        if not fault.no_usage:
+        if not no_usage:
             result["usageMetadata"] = final_usage
         result.update(meta)
         return json_response(result)
@@ -251,33 +287,34 @@ def generate_content(call: Call) -> Response:
     events: list[tuple[dict[str, Any], FrameKind]] = []
     for step in range(max(len(c.steps) for c in candidates)):
         entries = []
-        emitted = 0
-        thoughts = 0
+        emitted = thoughts = 0
         for index, candidate in enumerate(candidates):
-            taken = candidate.steps[: step + 1]
             if step < len(candidate.steps):
                 part = candidate.steps[step][0]
                 entries.append({"content": {"parts": [part], "role": "model"}, "index": index})
-            if taken:
-                emitted += taken[-1][1]
-                thoughts += taken[-1][2]
+            if candidate.steps:
+                _part, emitted_here, thoughts_here = candidate.steps[
+                    min(step, len(candidate.steps) - 1)
+                ]
+                emitted += emitted_here
+                thoughts += thoughts_here
         event: dict[str, Any] = {"candidates": entries}
-        if not fault.no_usage:
-            event["usageMetadata"] = _usage(
-                prompt_tokens, emitted, thoughts if thought is not None else None
-            )
-        event.update(meta)
-        events.append((event, FrameKind.CONTENT))
+        if not no_usage:
+            event["usageMetadata"] = _usage(prompt_tokens, emitted, thoughts if thinking else None)
+        events.append(({**event, **meta}, FrameKind.CONTENT))
     final: dict[str, Any] = {
         "candidates": [
-            {"content": {"parts": [{"text": ""}], "role": "model"}, "finishReason": c.finish, "index": i}
+            {
+                "content": {"parts": [{"text": ""}], "role": "model"},
+                "finishReason": c.finish,
+                "index": i,
+            }
             for i, c in enumerate(candidates)
         ]
     }
-    if not fault.no_usage:
+    if not no_usage:
         final["usageMetadata"] = final_usage
-    final.update(meta)
-    events.append((final, FrameKind.TAIL))
+    events.append(({**final, **meta}, FrameKind.TAIL))
     return _stream(events, sse_mode, fault_status(call))
 
 
@@ -286,12 +323,14 @@ def fault_status(call: Call) -> int:
     return stream_error_status(call.fault, Protocol.GEMINI)
 
 
-def _stream(events: list[tuple[dict[str, Any], FrameKind]], sse_mode: bool, error_status: int) -> StreamResponse:
+def _stream(
+    events: list[tuple[dict[str, Any], FrameKind]], sse_mode: bool, error_status: int
+) -> StreamResponse:
     error = {"error": gemini_error(error_status, default_message(error_status))}
     if sse_mode:
         frames = [Frame(sse(event, crlf=True), kind) for event, kind in events]
-        event = sse(error, crlf=True)
-        return StreamResponse(frames, lambda _index: event, SSE_TYPE)
+        error_event = sse(error, crlf=True)
+        return StreamResponse(frames, lambda _index: error_event, SSE_TYPE)
 
     frames = []
     for index, (event, kind) in enumerate(events):
@@ -350,11 +389,15 @@ def batch_embed_contents(call: Call) -> Response:
 
 def _model_object(name: str, display: str) -> dict[str, Any]:
     embedding = "embedding" in name
-    methods = ["embedContent", "batchEmbedContents", "countTokens"] if embedding else [
-        "generateContent",
-        "streamGenerateContent",
-        "countTokens",
-    ]
+    methods = (
+        ["embedContent", "batchEmbedContents", "countTokens"]
+        if embedding
+        else [
+            "generateContent",
+            "streamGenerateContent",
+            "countTokens",
+        ]
+    )
     return {
         "name": f"models/{name}",
         "version": "001",
@@ -366,7 +409,7 @@ def _model_object(name: str, display: str) -> dict[str, Any]:
     }
 
 
-def list_models(call: Call) -> Response:
+def list_models(_call: Call) -> Response:
     """Answer `GET /v1beta/models`."""
     return json_response({"models": [_model_object(*model) for model in MODELS]})
 

@@ -12,7 +12,6 @@ with the usage; a failure there is an `error` event.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -27,8 +26,8 @@ from gateway.simulator.composer import (
 )
 from gateway.simulator.errors import (
     DEFAULT_STREAM_ERROR_STATUS,
-    ProviderError,
     Protocol,
+    ProviderError,
     default_message,
     openai_error,
 )
@@ -41,6 +40,8 @@ from gateway.simulator.wire import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from gateway.simulator.faults import FaultSpec
     from gateway.simulator.wire import Call, Response
 
@@ -69,7 +70,9 @@ def _positive(body: dict[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        msg = f"Invalid '{name}': integer below minimum value. Expected a value >= 1, got {value!r}."
+        msg = (
+            f"Invalid '{name}': integer below minimum value. Expected a value >= 1, got {value!r}."
+        )
         raise ProviderError(400, msg, param=name)
     return value
 
@@ -269,7 +272,12 @@ def chat_completions(call: Call) -> Response:
             message["content"] = outcome.text
         message["annotations"] = []
         choices.append(
-            {"index": index, "message": message, "logprobs": None, "finish_reason": _finish(outcome)}
+            {
+                "index": index,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": _finish(outcome),
+            }
         )
     result: dict[str, Any] = {
         "id": completion_id,
@@ -328,14 +336,19 @@ def _chat_frames(
                 piece = {"index": 0, "function": {"arguments": fragment}}
                 add(index, {"tool_calls": [piece]}, None, FrameKind.CONTENT)
         else:
-            add(index, {"role": "assistant", "content": "", "refusal": None}, None, FrameKind.STRUCTURE)
+            add(
+                index,
+                {"role": "assistant", "content": "", "refusal": None},
+                None,
+                FrameKind.STRUCTURE,
+            )
             for word in outcome.pieces:
                 add(index, {"content": word}, None, FrameKind.CONTENT)
         add(index, {}, _finish(outcome), FrameKind.TAIL)
     return frames
 
 
-def list_models(call: Call) -> Response:
+def list_models(_call: Call) -> Response:
     """Answer `GET /v1/models`."""
     data = [
         {"id": name, "object": "model", "created": created, "owned_by": OWNED_BY}
@@ -544,14 +557,10 @@ def responses(call: Call) -> Response:
     ]
     at = {"item_id": item_id, "output_index": 0}
     if isinstance(outcome, ToolCall):
-        for fragment in _fragments(outcome.arguments):
-            events.append(
-                (
-                    "response.function_call_arguments.delta",
-                    {**at, "delta": fragment},
-                    FrameKind.CONTENT,
-                )
-            )
+        events.extend(
+            ("response.function_call_arguments.delta", {**at, "delta": fragment}, FrameKind.CONTENT)
+            for fragment in _fragments(outcome.arguments)
+        )
         events.append(
             (
                 "response.function_call_arguments.done",
@@ -562,7 +571,11 @@ def responses(call: Call) -> Response:
     else:
         part_at = {**at, "content_index": 0}
         events.append(
-            ("response.content_part.added", {**part_at, "part": _text_part("")}, FrameKind.STRUCTURE)
+            (
+                "response.content_part.added",
+                {**part_at, "part": _text_part("")},
+                FrameKind.STRUCTURE,
+            )
         )
         events.extend(
             (
@@ -586,7 +599,9 @@ def responses(call: Call) -> Response:
                 FrameKind.TAIL,
             )
         )
-    events.append(("response.output_item.done", {"output_index": 0, "item": final_item}, FrameKind.TAIL))
+    events.append(
+        ("response.output_item.done", {"output_index": 0, "item": final_item}, FrameKind.TAIL)
+    )
     completed = "response.incomplete" if status == "incomplete" else "response.completed"
     events.append((completed, {"response": final}, FrameKind.TAIL))
 

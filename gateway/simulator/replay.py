@@ -88,7 +88,9 @@ def compile_script(raw: bytes) -> tuple[str, Replay]:
             raise ReplayScriptError(msg) from exc
     else:
         chunks = tuple(c.encode() for c in script.chunks or ())
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in script.headers.items()]
+    headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in script.headers.items()
+    ]
     replay = Replay(script.status, headers, chunks, script.gap, script.close == "abort")
     script_id = hashlib.blake2b(msgspec.json.encode(script), digest_size=8).hexdigest()
     return script_id, replay

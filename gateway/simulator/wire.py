@@ -9,7 +9,7 @@ would be written, or at the first tail frame after the last content frame when t
 fewer, so a cut or failed stream never carries its protocol's terminal signal.
 
 Granian (the ASGI server the simulator runs under) writes each `http.response.body` message
-as its own chunk of a chunked body, and drops the connection, without the `0\\r\\n\\r\\n`
+as its own chunk of a chunked body, and drops the connection, without the last-chunk
 terminator, when the application returns without sending `more_body: False`. That is how
 `cut` and replay `abort` end a response. ASGI gives no way to close a connection before the
 status line (granian then answers 500 itself), so a non-streamed `cut` sends the status line
@@ -203,7 +203,9 @@ async def send_headers_then_drop(send: Send, status: int, headers: Headers, leng
     await send({"type": "http.response.body", "body": b"", "more_body": True})
 
 
-async def send_stream(send: Send, headers: Headers, stream: StreamResponse, fault: FaultSpec) -> None:
+async def send_stream(
+    send: Send, headers: Headers, stream: StreamResponse, fault: FaultSpec
+) -> None:
     """Write a stream frame by frame, applying `slow`, `cut` and `error_after`."""
     frames = stream.frames
     end = len(frames)
@@ -223,7 +225,9 @@ async def send_stream(send: Send, headers: Headers, stream: StreamResponse, faul
     if failing:
         if fault.slow and end:
             await asyncio.sleep(fault.slow)
-        await send({"type": "http.response.body", "body": stream.error_frame(end), "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": stream.error_frame(end), "more_body": True}
+        )
     elif fault.cut is not None:
         # Returning without the final message makes granian drop the connection with no
         # chunked terminator, as an upstream that dies mid-stream does.

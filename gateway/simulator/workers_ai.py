@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from gateway.simulator.composer import DEFAULT_DIMENSIONS, Answer, ToolCall, embedding_vector
-from gateway.simulator.errors import ProviderError, Protocol, default_message, workers_ai_errors
+from gateway.simulator.errors import Protocol, ProviderError, default_message, workers_ai_errors
 from gateway.simulator.openai import chat_prompt, chosen_tool, output_limit, stream_error_status
-
 from gateway.simulator.wire import Frame, FrameKind, StreamResponse, json_response, sse
 
 if TYPE_CHECKING:
@@ -39,10 +38,14 @@ def _envelope(result: Any) -> dict[str, Any]:
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
-def _embeddings(call: Call, body: dict[str, Any]) -> Response:
+def _embeddings(body: dict[str, Any]) -> Response:
     raw = body["text"]
     texts = [raw] if isinstance(raw, str) else raw
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
@@ -60,7 +63,7 @@ def run(call: Call) -> Response:
     messages = body.get("messages")
     prompt_text = body.get("prompt")
     if messages is None and prompt_text is None and "text" in body:
-        return _embeddings(call, body)
+        return _embeddings(body)
     if isinstance(messages, list) and messages:
         texts, images = chat_prompt(messages)
     elif isinstance(prompt_text, str):

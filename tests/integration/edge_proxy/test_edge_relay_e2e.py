@@ -310,6 +310,21 @@ async def test_relay_keeps_length_of_8mb_upload(
     assert seen["body_length"] == UPLOAD_SIZE
 
 
+async def test_relay_streams_chunked_upload(relay: str, client: httpx.AsyncClient) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        for _ in range(64):
+            yield b"z" * 16384
+
+    response = await client.post(f"{relay}/mock/echo/chunked", headers=KEY, content=parts())
+
+    assert response.status_code == 200
+    seen = response.json()
+    headers = dict(seen["headers"])
+    assert headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in headers
+    assert seen["body_length"] == 64 * 16384
+
+
 async def test_relay_passes_429_and_retry_after(relay: str, client: httpx.AsyncClient) -> None:
     response = await client.post(f"{relay}/mock/ratelimited", headers=KEY, json={"x": 1})
 
