@@ -171,17 +171,16 @@ async def _open_stream(
                 raise status_error(response.status, response.headers, error_body)
             chunks = response.iter_chunks()
             decoder = SSEDecoder()
+            held: list[SSEEvent] = []
             async for chunk in chunks:
-                events = [e for e in decoder.feed(chunk) if e.data]
-                if events:
-                    _refuse_error_event(events[0])
+                held.extend(e for e in decoder.feed(chunk) if e.data)
+                if any(_is_substantive(e) for e in held):
                     exchange.record.first_byte_ms = _elapsed_ms(exchange)
-                    return _closing(chunks, response), decoder, events
-            events = decoder.flush()
-            if events and events[0].data:
-                _refuse_error_event(events[0])
-                return _closing(chunks, response), decoder, events
-            msg = "upstream closed the stream before sending any event"
+                    return _closing(chunks, response), decoder, held
+            held.extend(e for e in decoder.flush() if e.data)
+            if any(_is_substantive(e) for e in held):
+                return _closing(chunks, response), decoder, held
+            msg = "upstream closed the stream before sending any content"
             raise UpstreamProtocolError(msg)
     except TimeoutError as exc:
         if response is not None:
@@ -203,16 +202,38 @@ async def _closing(chunks: AsyncIterator[bytes], response: Any) -> AsyncIterator
         await response.close()
 
 
-def _refuse_error_event(event: SSEEvent) -> None:
-    """Fail over when a stream opens with an error object instead of a chunk."""
-    if '"error"' not in event.data:
-        return
+def _is_substantive(event: SSEEvent) -> bool:
+    """Return True for an event that commits the stream: content, an end, or usage.
+
+    Role-only opening chunks are held back, so a stream that dies before its first
+    content can still fail over. An error event before any content raises instead.
+
+    Raises:
+        UpstreamStatusError: when the event is an error object.
+    """
+    if event.data == "[DONE]":
+        return True
     try:
         decoded = msgspec.json.decode(event.data)
     except msgspec.DecodeError:
-        return
-    if isinstance(decoded, dict) and "error" in decoded and "choices" not in decoded:
+        return False
+    if not isinstance(decoded, dict):
+        return False
+    if "error" in decoded and "choices" not in decoded:
         raise status_error(502, {}, event.data.encode())
+    if decoded.get("usage"):
+        return True
+    for choice in decoded.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and any(
+            delta.get(field) for field in ("content", "tool_calls", "reasoning_content", "refusal")
+        ):
+            return True
+    return False
 
 
 async def _fetch_completion(

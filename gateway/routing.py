@@ -40,7 +40,7 @@ def resolve(snapshot: Snapshot, key: KeyEntry, tenant: TenantEntry, model: str) 
 
     Raises:
         GatewayError: 404 ``model_not_found`` when the key may not use the model or no
-            channel serves it to the tenant's group (the same rule as the model list), 403
+            channel serves it to the tenant's group (the same rule as the model list), 400
             ``model_not_priced`` when it is served but has no price, since nothing is
             served free by accident.
     """
@@ -51,7 +51,7 @@ def resolve(snapshot: Snapshot, key: KeyEntry, tenant: TenantEntry, model: str) 
     price = snapshot.prices.get(model)
     if price is None:
         msg = f"The model `{model}` has no price set; ask the operator to set one."
-        raise GatewayError(403, "model_not_priced", msg, param="model")
+        raise GatewayError(400, "model_not_priced", msg, param="model")
     return Route(model, price, channels)
 
 

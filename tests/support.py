@@ -147,6 +147,7 @@ class Provisioner:
         input_price: str = "2",
         output_price: str = "8",
         fault: str | None = None,
+        upstream: str | None = None,
         channel: bool = True,
         group: str = "default",
         key_options: dict[str, Any] | None = None,
@@ -156,7 +157,7 @@ class Provisioner:
         tenant, tenant_id = await self.tenant(balance, group)
         await self.price(model, input_price, output_price)
         if channel:
-            await self.channel([model], base_url=self.upstream(fault))
+            await self.channel([model], base_url=upstream or self.upstream(fault))
         key_id, key = await self.key(tenant, **(key_options or {}))
         setup = Setup(tenant, tenant_id, key, key_id, model)
         if channel:
@@ -227,3 +228,41 @@ class Provisioner:
 def nanos(usd: str) -> int:
     """Return nano-dollars of a USD decimal string."""
     return int(Decimal(usd) * 1_000_000_000)
+
+
+async def replay(
+    simulator_url: str,
+    chunks: list[str],
+    *,
+    status: int = 200,
+    content_type: str = "text/event-stream",
+    close: str = "clean",
+    gap: float = 0.0,
+) -> str:
+    """Register a replay script; return the OpenAI base URL that plays it."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"{simulator_url}/_sim/replay",
+            json={
+                "status": status,
+                "headers": {"content-type": content_type},
+                "chunks": chunks,
+                "gap": gap,
+                "close": close,
+            },
+        )
+        response.raise_for_status()
+    return f"{simulator_url}/_replay/{response.json()['id']}/v1"
+
+
+async def simulator_requests(simulator_url: str) -> list[dict[str, Any]]:
+    """Return the simulator's request log, newest last."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{simulator_url}/_sim/requests")
+        response.raise_for_status()
+        return list(response.json())
+
+
+def sse_data(body: str) -> list[str]:
+    """Return the ``data`` payloads of an SSE body, in order."""
+    return [line[5:].lstrip(" ") for line in body.replace("\r\n", "\n").split("\n") if line.startswith("data:")]

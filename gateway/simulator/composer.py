@@ -31,11 +31,11 @@ import itertools
 import os
 import re
 import struct
+import warnings
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
-import bpe_openai
 import msgspec
 
 IMAGE_TOKENS: Final = 85
@@ -175,11 +175,25 @@ def signature_for(text: str) -> str:
     return base64.b64encode(hashlib.blake2b(text.encode(), digest_size=48).digest()).decode()
 
 
+def load_cl100k() -> Any:
+    """Return the offline cl100k encoding of `bpe_openai`.
+
+    The package is imported here, not at module import, because importing it loads its rank
+    tables and, under Python 3.11, warns about its use of `importlib.resources.open_binary`,
+    which the test configuration turns into an error.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="bpe_openai")
+        import bpe_openai
+
+        return bpe_openai.get_encoding("cl100k_base")
+
+
 class Composer:
     """Compose answers and count tokens; one per app, shared by all its requests."""
 
     def __init__(self) -> None:
-        self._encoding = bpe_openai.get_encoding("cl100k_base")
+        self._encoding = load_cl100k()
         self._answers: dict[tuple[str, int, int | None, str | None, int | None], Answer] = {}
         self._ids = itertools.count(1)
         self._stamp = f"{os.getpid():x}"

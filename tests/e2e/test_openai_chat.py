@@ -143,7 +143,7 @@ async def test_models_hides_model_without_channel_or_price(provision: Provisione
         await provision.openai(setup.key).chat.completions.create(
             model=unrouted, messages=[{"role": "user", "content": "x"}]
         )
-    with pytest.raises(openai.PermissionDeniedError) as refused:
+    with pytest.raises(openai.BadRequestError) as refused:
         await provision.openai(setup.key).chat.completions.create(
             model=unpriced, messages=[{"role": "user", "content": "x"}]
         )
