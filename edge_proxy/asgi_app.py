@@ -358,6 +358,7 @@ def serve(
     Raises:
         UpstreamTableError: if the upstream table is invalid.
     """
+    # Only the runner needs the server; importing the app (or testing it) does not.
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LOGGING_CONFIG

@@ -7,8 +7,9 @@ Paths, all from one root:
 - Anthropic: `POST /v1/messages`, `POST /v1/messages/count_tokens`, and `GET /v1/models[/{id}]`
   when the request has an `anthropic-version` header.
 - Gemini: `POST /v1beta/models/{model}:generateContent` (also `streamGenerateContent`,
-  `countTokens`, `embedContent`, `batchEmbedContents`; `/v1/models/...:action` too),
-  `GET /v1beta/models`, `GET /v1beta/models/{model}`.
+  `countTokens`, `embedContent`, `batchEmbedContents`), `GET /v1beta/models[/{model}]`; the
+  same under `/v1/` (google-genai uses `/v1/` when given a base URL), where
+  `GET /v1/models[/{model}]` is Gemini's when the request has `x-goog-api-key` or `?key=`.
 - Cloudflare Workers AI: `POST /client/v4/accounts/{account}/ai/run/{model}`, and the
   OpenAI-compatible `.../ai/v1/chat/completions` and `.../ai/v1/embeddings`.
 - `/_fault/<spec>/<any path above>`: the same, misbehaving as `spec` says
@@ -38,7 +39,7 @@ from gateway.simulator.errors import (
     ProviderError,
     default_message,
     error_body,
-    protocol_for_path,
+    protocol_for_request,
 )
 from gateway.simulator.faults import NO_FAULT, FaultSpec, FaultSpecError, parse_fault_spec
 from gateway.simulator.replay import ReplayScriptError, ReplayStore, play
@@ -106,26 +107,30 @@ def _resolve_post(path: str) -> tuple[Handler, str] | None:
     return None
 
 
-def _resolve_get(path: str, headers: dict[str, str]) -> tuple[Handler, str] | None:
-    is_anthropic = "anthropic-version" in headers
-    if path == "/v1/models":
-        return (anthropic.list_models if is_anthropic else openai.list_models), ""
-    if path.startswith("/v1/models/") and ":" not in path:
-        model = path[len("/v1/models/") :]
-        return (anthropic.get_model if is_anthropic else openai.get_model), model
-    if path == "/v1beta/models":
-        return gemini.list_models, ""
-    if path.startswith("/v1beta/models/") and ":" not in path:
-        return gemini.get_model, path[len("/v1beta/models/") :]
+_LISTS: Final = {
+    Protocol.OPENAI: (openai.list_models, openai.get_model),
+    Protocol.ANTHROPIC: (anthropic.list_models, anthropic.get_model),
+    Protocol.GEMINI: (gemini.list_models, gemini.get_model),
+}
+
+
+def _resolve_get(path: str, protocol: Protocol) -> tuple[Handler, str] | None:
+    for prefix in ("/v1/models", "/v1beta/models"):
+        if path.startswith(prefix) and ":" not in path:
+            list_models, get_model = _LISTS.get(protocol, _LISTS[Protocol.OPENAI])
+            if path == prefix:
+                return list_models, ""
+            if path[len(prefix)] == "/" and len(path) > len(prefix) + 1:
+                return get_model, path[len(prefix) + 1 :]
     return None
 
 
-def resolve(method: str, path: str, headers: dict[str, str]) -> tuple[Handler, str] | None:
+def resolve(method: str, path: str, protocol: Protocol) -> tuple[Handler, str] | None:
     """Return the handler of a request and the model its path names, or None."""
     if method == "POST":
         return _resolve_post(path)
     if method in ("GET", "HEAD"):
-        return _resolve_get(path, headers)
+        return _resolve_get(path, protocol)
     return None
 
 
@@ -235,7 +240,7 @@ class SimulatorApp:
         extra: Headers,
         send: Send,
     ) -> None:
-        protocol = protocol_for_path(request.path)
+        protocol = protocol_for_request(request.path, request.headers, request.query_string)
         if protocol is Protocol.ANTHROPIC:
             extra.append((b"request-id", request_id.encode()))
         try:
@@ -243,7 +248,7 @@ class SimulatorApp:
                 raise ProviderError(400, str(fault))
             if fault.is_status_error and fault.status is not None:
                 raise ProviderError(fault.status, default_message(fault.status))
-            found = resolve(request.method, request.path, request.headers)
+            found = resolve(request.method, request.path, protocol)
             if found is None:
                 msg = f"Invalid URL ({request.method} {request.path})"
                 raise ProviderError(404, msg)

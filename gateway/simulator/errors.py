@@ -19,9 +19,12 @@ HTTP bodies and mid-stream events, per protocol:
 from __future__ import annotations
 
 import enum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _encode = msgspec.json.encode
 
@@ -35,14 +38,19 @@ class Protocol(enum.Enum):
     WORKERS_AI = "workers_ai"
 
 
-def protocol_for_path(path: str) -> Protocol:
-    """Return the protocol whose error shape a request on `path` expects."""
+def protocol_for_request(path: str, headers: Mapping[str, str], query: str = "") -> Protocol:
+    """Return the protocol of a request: its path, and for `/v1/models` its credentials header."""
     if path.startswith("/v1/messages"):
         return Protocol.ANTHROPIC
     if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
         return Protocol.GEMINI
     if path.startswith("/client/v4/"):
         return Protocol.WORKERS_AI
+    if path.startswith("/v1/models"):
+        if "anthropic-version" in headers:
+            return Protocol.ANTHROPIC
+        if "x-goog-api-key" in headers or query.startswith("key=") or "&key=" in query:
+            return Protocol.GEMINI
     return Protocol.OPENAI
 
 

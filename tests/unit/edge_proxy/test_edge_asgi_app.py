@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from edge_proxy.asgi_app import RelayApp, app_from_env, create_app
+from edge_proxy.asgi_app import RelayApp, app_from_env, create_app, serve
 from edge_proxy.relay_core import UpstreamTableError
 
 if TYPE_CHECKING:
@@ -438,3 +438,12 @@ def test_app_from_env_rejects_bad_table(monkeypatch: pytest.MonkeyPatch) -> None
 
     with pytest.raises(UpstreamTableError, match="upstream table is not valid JSON"):
         app_from_env()
+
+
+def test_serve_rejects_bad_table_before_starting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # serve() hands its settings to the workers through these variables; restore them after.
+    monkeypatch.setenv("TOLLGATE_RELAY_SECRET", "")
+    monkeypatch.setenv("TOLLGATE_RELAY_UPSTREAMS", "")
+
+    with pytest.raises(UpstreamTableError, match="upstream `x` must be an absolute"):
+        serve("127.0.0.1", 0, SECRET, {"x": "not a url"})

@@ -6,15 +6,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from gateway.simulator import create_app
-from gateway.simulator.app import SimulatorApp
 from gateway.simulator.composer import load_cl100k
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from gateway.simulator.app import SimulatorApp
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 20.0
