@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from litestar import Litestar, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
@@ -13,11 +13,17 @@ from gateway.auth import bearer_token
 from gateway.errors import GatewayError
 from gateway.logging import configure_logging
 from gateway.state import GatewayState
-from gateway.surfaces.openai import error_body, models_body, new_request_id, send_error, serve_chat_completions
+from gateway.surfaces.openai import (
+    error_body,
+    models_body,
+    new_request_id,
+    send_error,
+    serve_chat_completions,
+)
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from litestar.types import Receive, Scope, Send
+    from litestar.types import HTTPScope, Receive, Scope, Send
 
 __all__ = ("create_app",)
 
@@ -29,13 +35,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asgi("/v1/chat/completions", copy_scope=False)
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "POST":
+        if cast("HTTPScope", scope)["method"] != "POST":
             await _method_not_allowed(send)
             return
         await serve_chat_completions(state, scope, receive, send)
 
     @asgi("/v1/models", is_mount=True, copy_scope=True)
-    async def models(scope: Scope, receive: Receive, send: Send) -> None:
+    async def models(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001 - passed by name
         request_id = new_request_id()
         name = scope["path"].removeprefix("/v1/models").strip("/") or None
         try:
@@ -43,7 +49,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         except GatewayError as exc:
             await send_error(send, exc, request_id)
             return
-        await start_response(send, 200, [("x-request-id", request_id)], content_type="application/json")
+        await start_response(
+            send, 200, [("x-request-id", request_id)], content_type="application/json"
+        )
         await send_bytes(send, body, more=False)
 
     @get(["/", "/health"], sync_to_thread=False)
@@ -65,7 +73,7 @@ async def _method_not_allowed(send: Send) -> None:
     await send_error(send, error, new_request_id())
 
 
-def _http_error(_: Request[object, object, object], exc: HTTPException) -> Response[bytes]:
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     """Render framework errors (unknown path, wrong method) in the OpenAI error shape."""
     code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
     message = exc.detail if exc.status_code != 404 else "Unknown request URL. Check the path."

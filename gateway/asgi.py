@@ -8,7 +8,6 @@ and to notice a client that leaves mid-stream, which a framework response hides.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.errors import GatewayError
@@ -18,7 +17,14 @@ if TYPE_CHECKING:
 
     from litestar.types import Receive, Scope, Send
 
-__all__ = ("DisconnectWatcher", "header", "query_param", "read_body", "send_bytes", "start_response")
+__all__ = (
+    "DisconnectWatcher",
+    "header",
+    "query_param",
+    "read_body",
+    "send_bytes",
+    "start_response",
+)
 
 _CHUNK_HINT: Final = 64 * 1024
 
@@ -33,7 +39,7 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 def query_param(scope: Scope, name: str) -> str | None:
     """Return one query-string parameter."""
-    from urllib.parse import parse_qs  # noqa: PLC0415 - rarely needed
+    from urllib.parse import parse_qs
 
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
     return values[0] if values else None
@@ -51,10 +57,10 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message: Any = await receive()
         if message["type"] == "http.disconnect":
             raise asyncio.CancelledError
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
         if chunk:
             size += len(chunk)
             if size > limit:
@@ -107,5 +113,3 @@ class DisconnectWatcher:
     def stop(self) -> None:
         """Stop watching."""
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-            self._task.exception() if self._task.done() else None

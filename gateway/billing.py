@@ -85,7 +85,9 @@ async def admit(
         ttl,
         key.rpm_limit,
     )
-    assert row is not None
+    if row is None:
+        msg = "tollgate_admit returned no row"
+        raise RuntimeError(msg)
     headers: dict[str, str] = {}
     if key.rpm_limit is not None:
         headers = {
@@ -130,7 +132,9 @@ async def settle(pool: asyncpg.Pool, record: UsageRecord, charge: int) -> str:
         charge,
         msgspec.json.encode(record).decode(),
     )
-    assert row is not None
+    if row is None:
+        msg = "tollgate_settle returned no row"
+        raise RuntimeError(msg)
     outcome: str = row["outcome"]
     if outcome == "duplicate":
         logger.error("settlement repeated, ignored", extra={"request_id": record.request_id})

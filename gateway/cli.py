@@ -13,14 +13,16 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine, Iterator
-from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 
 from shared.errors import TollgateError
 from shared.settings import Settings, default_data_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Iterator
+    from decimal import Decimal
 
 __all__ = ("main",)
 
@@ -45,7 +47,7 @@ def database(data_dir: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from shared.postgres import EmbeddedPostgres  # noqa: PLC0415 - only without DATABASE_URL
+    from shared.postgres import EmbeddedPostgres
 
     server = EmbeddedPostgres(data_dir or default_data_dir())
     try:
@@ -56,7 +58,7 @@ def database(data_dir: str | None) -> Iterator[str]:
 
 def _run_admin(data_dir: str | None, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     """Migrate, open a session, run ``action``; turn domain errors into JSON refusals."""
-    from shared.database import create_engine, migrate, session_factory  # noqa: PLC0415
+    from shared.database import create_engine, migrate, session_factory
 
     async def run(url: str) -> T:
         engine = create_engine(url, pool=False)
@@ -89,12 +91,12 @@ def main() -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
 @click.option("--no-console", is_flag=True, help="Serve the gateway only.")
-def up(data_dir: str | None, host: str, port: int, workers: int, no_console: bool) -> None:  # noqa: FBT001
+def up(data_dir: str | None, host: str, port: int, workers: int, no_console: bool) -> None:
     """Run the gateway (and the console) on the embedded or given PostgreSQL."""
-    from gateway.server import serve_gateway  # noqa: PLC0415 - heavy imports
+    from gateway.server import serve_gateway
 
     with database(data_dir) as url:
-        from shared.database import migrate  # noqa: PLC0415
+        from shared.database import migrate
 
         migrate(url)
         settings = Settings.from_env(os.environ)
@@ -113,8 +115,8 @@ def up(data_dir: str | None, host: str, port: int, workers: int, no_console: boo
         serve_gateway(settings)
 
 
-def _fields(struct: Any) -> dict[str, Any]:  # noqa: ANN401 - any settings struct
-    import msgspec  # noqa: PLC0415
+def _fields(struct: Any) -> dict[str, Any]:
+    import msgspec
 
     return msgspec.structs.asdict(struct)
 
@@ -125,7 +127,7 @@ def _fields(struct: Any) -> dict[str, Any]:  # noqa: ANN401 - any settings struc
 @click.option("--workers", default=1, show_default=True, type=int)
 def simulate(host: str, port: int, workers: int) -> None:
     """Run the provider simulator: fake OpenAI, Anthropic, Gemini and Workers AI upstreams."""
-    from gateway.simulator import serve  # noqa: PLC0415
+    from gateway.simulator import serve
 
     click.echo(f"Provider simulator: http://{host}:{port}/v1 (OpenAI), /v1beta (Gemini)")
     serve(host=host, port=port, workers=workers)
@@ -135,7 +137,7 @@ def simulate(host: str, port: int, workers: int) -> None:
 @data_dir_option
 def migrate(data_dir: str | None) -> None:
     """Apply database migrations and exit."""
-    from shared.database import migrate as run_migrations  # noqa: PLC0415
+    from shared.database import migrate as run_migrations
 
     with database(data_dir) as url:
         run_migrations(url)
@@ -146,11 +148,16 @@ def migrate(data_dir: str | None) -> None:
 @data_dir_option
 def audit(data_dir: str | None) -> None:
     """Check that every balance equals its ledger and no hold outlived its expiry."""
-    from shared.services.admin import audit as run_audit  # noqa: PLC0415
+    from shared.services.admin import audit as run_audit
 
     problems = _run_admin(data_dir, run_audit)
     if problems:
-        _emit({"ok": False, "problems": [{"tenant": p.tenant, "problem": p.problem} for p in problems]})
+        _emit(
+            {
+                "ok": False,
+                "problems": [{"tenant": p.tenant, "problem": p.problem} for p in problems],
+            }
+        )
         sys.exit(1)
     _emit({"ok": True, "problems": []})
 
@@ -172,8 +179,8 @@ def tenant() -> None:
 @data_dir_option
 def tenant_add(name: str, balance: str, group: str, data_dir: str | None) -> None:
     """Create a tenant."""
-    from shared.money import format_usd  # noqa: PLC0415
-    from shared.services.admin import add_tenant  # noqa: PLC0415
+    from shared.money import format_usd
+    from shared.services.admin import add_tenant
 
     row = _run_admin(data_dir, lambda s: add_tenant(s, name, balance=balance, group=group))
     _emit({"id": row.id, "name": row.name, "balance": format_usd(row.balance), "group": group})
@@ -186,8 +193,8 @@ def tenant_add(name: str, balance: str, group: str, data_dir: str | None) -> Non
 @data_dir_option
 def tenant_credit(name: str, amount: str, note: str, data_dir: str | None) -> None:
     """Add AMOUNT USD to a tenant (negative to take it away)."""
-    from shared.money import format_usd  # noqa: PLC0415
-    from shared.services.admin import credit_tenant  # noqa: PLC0415
+    from shared.money import format_usd
+    from shared.services.admin import credit_tenant
 
     balance = _run_admin(data_dir, lambda s: credit_tenant(s, name, amount, note=note))
     _emit({"name": name, "balance": format_usd(balance)})
@@ -204,7 +211,7 @@ def group() -> None:
 @data_dir_option
 def group_add(name: str, ratio: str, data_dir: str | None) -> None:
     """Create a pricing group."""
-    from shared.services.admin import add_group  # noqa: PLC0415
+    from shared.services.admin import add_group
 
     row = _run_admin(data_dir, lambda s: add_group(s, name, ratio))
     _emit({"id": row.id, "name": row.name, "ratio": str(row.ratio)})
@@ -221,12 +228,15 @@ def price() -> None:
 @click.option("--output", required=True, help="USD per million output tokens.")
 @click.option("--cached-input", default=None, help="USD per million cached input tokens.")
 @data_dir_option
-def price_set(model: str, input_: str, output: str, cached_input: str | None, data_dir: str | None) -> None:
+def price_set(
+    model: str, input_: str, output: str, cached_input: str | None, data_dir: str | None
+) -> None:
     """Set a model's price."""
-    from shared.services.admin import set_price  # noqa: PLC0415
+    from shared.services.admin import set_price
 
     row = _run_admin(
-        data_dir, lambda s: set_price(s, model, input=input_, output=output, cached_input=cached_input)
+        data_dir,
+        lambda s: set_price(s, model, input=input_, output=output, cached_input=cached_input),
     )
     _emit(
         {
@@ -260,7 +270,9 @@ def channel() -> None:
 
 @channel.command("add")
 @click.argument("name")
-@click.option("--kind", required=True, type=click.Choice(["openai", "anthropic", "gemini", "workers-ai"]))
+@click.option(
+    "--kind", required=True, type=click.Choice(["openai", "anthropic", "gemini", "workers-ai"])
+)
 @click.option("--base-url", required=True, help="As the provider's SDK takes it (…/v1 for OpenAI).")
 @click.option("--api-key", default="", help="The upstream's key.")
 @click.option("--models", required=True, help="Comma-separated model names clients may ask for.")
@@ -269,7 +281,7 @@ def channel() -> None:
 @click.option("--weight", default=1, show_default=True, type=int)
 @click.option("--groups", default=None, help="Comma-separated groups allowed (default: all).")
 @data_dir_option
-def channel_add(  # noqa: PLR0913 - one parameter per option
+def channel_add(
     name: str,
     kind: str,
     base_url: str,
@@ -282,7 +294,7 @@ def channel_add(  # noqa: PLR0913 - one parameter per option
     data_dir: str | None,
 ) -> None:
     """Create an upstream channel."""
-    from shared.services.admin import add_channel  # noqa: PLC0415
+    from shared.services.admin import add_channel
 
     model_list = [m.strip() for m in models.split(",") if m.strip()]
     model_map = _pairs(mapping, "--map")
@@ -328,7 +340,7 @@ def key() -> None:
 @click.option("--rpm", default=None, type=int, help="Requests per minute.")
 @click.option("--expires-in-days", default=None, type=int)
 @data_dir_option
-def key_add(  # noqa: PLR0913 - one parameter per option
+def key_add(
     tenant_name: str,
     name: str,
     models: str | None,
@@ -338,7 +350,7 @@ def key_add(  # noqa: PLR0913 - one parameter per option
     data_dir: str | None,
 ) -> None:
     """Create an API key; the full key is printed once and never stored."""
-    from shared.services.admin import add_key  # noqa: PLC0415
+    from shared.services.admin import add_key
 
     expires = (
         datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=expires_in_days)
@@ -375,7 +387,7 @@ def key_add(  # noqa: PLR0913 - one parameter per option
 @data_dir_option
 def key_revoke(key_id: int, data_dir: str | None) -> None:
     """Revoke a key; running gateways refuse it within a second."""
-    from shared.services.admin import revoke_key  # noqa: PLC0415
+    from shared.services.admin import revoke_key
 
     row = _run_admin(data_dir, lambda s: revoke_key(s, key_id))
     _emit({"id": row.id, "status": row.status})
@@ -386,6 +398,6 @@ def key_revoke(key_id: int, data_dir: str | None) -> None:
 @data_dir_option
 def balance(name: str, data_dir: str | None) -> None:
     """Show a tenant's balance, ledger sum and open holds (USD)."""
-    from shared.services.admin import balance_report  # noqa: PLC0415
+    from shared.services.admin import balance_report
 
     _emit(_run_admin(data_dir, lambda s: balance_report(s, name)))

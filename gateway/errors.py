@@ -15,7 +15,10 @@ caller's protocol (OpenAI, Anthropic or Gemini error shape).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = (
     "GatewayError",
@@ -30,13 +33,13 @@ __all__ = (
 class GatewayError(Exception):
     """Raised to refuse or fail a request; carries everything a surface needs to render it."""
 
-    def __init__(  # noqa: PLR0913 - the fields of every protocol's error shape
+    def __init__(
         self,
         status: int,
         code: str,
         message: str,
         *,
-        type: str = "invalid_request_error",  # noqa: A002 - the wire name
+        type: str = "invalid_request_error",
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
         retryable: bool = False,
@@ -54,7 +57,7 @@ class GatewayError(Exception):
 class UpstreamError(GatewayError):
     """Raised when an upstream call fails; ``retryable`` says whether another channel may try."""
 
-    def __init__(  # noqa: PLR0913 - see GatewayError
+    def __init__(
         self,
         status: int,
         code: str,
@@ -62,7 +65,7 @@ class UpstreamError(GatewayError):
         *,
         retryable: bool,
         retry_after: str | None = None,
-        type: str = "upstream_error",  # noqa: A002 - the wire name
+        type: str = "upstream_error",
         counts_against_channel: bool = True,
     ) -> None:
         headers = {"retry-after": retry_after} if retry_after else None

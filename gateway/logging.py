@@ -10,8 +10,14 @@ from typing import Final
 __all__ = ("configure_logging",)
 
 _STANDARD: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-_QUIET: Final = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "asyncpg": logging.WARNING,
-                 "aiohttp": logging.WARNING, "sqlalchemy": logging.WARNING, "alembic": logging.WARNING}
+_QUIET: Final = {
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "aiohttp": logging.WARNING,
+    "sqlalchemy": logging.WARNING,
+    "alembic": logging.WARNING,
+}
 
 
 class _JsonFormatter(logging.Formatter):

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from litestar.types import Send
 
     from gateway.asgi import DisconnectWatcher
-    from gateway.relay import UpstreamResponse
     from gateway.billing import UsageRecord
+    from gateway.relay import UpstreamResponse
     from gateway.routing import Route
     from gateway.snapshot import ChannelEntry, TenantEntry
     from gateway.state import GatewayState
@@ -67,7 +67,7 @@ class ChatExchange:
         "upstream_usage",
     )
 
-    def __init__(  # noqa: PLR0913 - one request's whole context
+    def __init__(
         self,
         *,
         payload: dict[str, Any],
@@ -124,9 +124,11 @@ async def relay_chat(
         record.upstream_model = channel.upstream_model(exchange.model)
         try:
             if exchange.stream:
-                chunks, decoder, first = await _open_stream(state, exchange, channel)
+                opened = await _open_stream(state, exchange, channel)
+                deliver = _stream_to_client(state, exchange, send, watcher, *opened)
             else:
                 completion = await _fetch_completion(state, exchange, channel)
+                deliver = _send_completion(exchange, send, completion)
         except UpstreamError as exc:
             last_error = exc
             if exc.counts_against_channel:
@@ -144,10 +146,7 @@ async def relay_chat(
                 break
             continue
         state.health.record_success(channel.id)
-        if exchange.stream:
-            await _stream_to_client(state, exchange, send, watcher, chunks, decoder, first)
-        else:
-            await _send_completion(exchange, send, completion)
+        await deliver
         return
     if last_error is None:
         msg = "no channel could be tried for this model"
@@ -193,7 +192,7 @@ async def _open_stream(
         raise
 
 
-async def _closing(chunks: AsyncIterator[bytes], response: Any) -> AsyncIterator[bytes]:  # noqa: ANN401
+async def _closing(chunks: AsyncIterator[bytes], response: Any) -> AsyncIterator[bytes]:
     """Yield the rest of ``chunks`` and close the upstream response however the loop ends."""
     try:
         async for chunk in chunks:
@@ -250,7 +249,9 @@ async def _fetch_completion(
         raise UpstreamTimeoutError(msg) from exc
     try:
         if response.status != 200:
-            raise status_error(response.status, response.headers, await response.read(_ERROR_BODY_LIMIT))
+            raise status_error(
+                response.status, response.headers, await response.read(_ERROR_BODY_LIMIT)
+            )
         raw = await response.read(_RESPONSE_LIMIT)
     finally:
         await response.close()
@@ -291,7 +292,7 @@ def _count_message(counter: TokenCounter, message: dict[str, Any]) -> None:
             counter.add(str(function.get("arguments") or ""))
 
 
-def _usage_object(original: Any, usage: Usage, cost: int) -> dict[str, Any]:  # noqa: ANN401
+def _usage_object(original: Any, usage: Usage, cost: int) -> dict[str, Any]:
     """Return the client's usage object: the upstream's own fields plus ``cost``."""
     result: dict[str, Any] = dict(original) if isinstance(original, dict) else {}
     result.setdefault("prompt_tokens", usage.input_tokens)
@@ -313,7 +314,7 @@ class _StreamState:
         self.upstream_error: Any = None
 
 
-async def _stream_to_client(  # noqa: PLR0913 - the open stream's parts
+async def _stream_to_client(
     state: GatewayState,
     exchange: ChatExchange,
     send: Send,
@@ -374,19 +375,23 @@ async def _drain_for_usage(
     decoder: SSEDecoder,
 ) -> None:
     """Keep reading a little after the client left, to learn the upstream's usage."""
-    if exchange.upstream_usage is not None or stream.done:
+    if _has_final_usage(exchange, stream):
         return
     try:
         async with asyncio.timeout(state.settings.gateway.disconnect_grace):
             async for chunk in chunks:
                 for event in decoder.feed(chunk):
                     _translate_event(exchange, stream, event, delivered=False)
-                if exchange.upstream_usage is not None or stream.done:
+                if _has_final_usage(exchange, stream):
                     break
     except (TimeoutError, UpstreamError):
         pass
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _has_final_usage(exchange: ChatExchange, stream: _StreamState) -> bool:
+    return exchange.upstream_usage is not None or stream.done
 
 
 async def _finish(record: UsageRecord, stream: _StreamState, reason: str) -> None:
@@ -404,7 +409,14 @@ async def _close_stream(
             record.status = "error"
             record.error = failure.message if failure else str(stream.upstream_error)[:500]
             if failure is not None:
-                body = {"error": {"message": failure.message, "type": failure.type, "param": None, "code": failure.code}}
+                body = {
+                    "error": {
+                        "message": failure.message,
+                        "type": failure.type,
+                        "param": None,
+                        "code": failure.code,
+                    }
+                }
                 await send_bytes(send, b"data: " + msgspec.json.encode(body) + b"\n\n", more=True)
         elif stream.done or stream.finished:
             record.status = "ok"
@@ -444,16 +456,11 @@ def _translate_event(
 ) -> bytes | None:
     """Meter one upstream event and return the bytes to write to the client, if any."""
     data = event.data
-    if not data:
-        return None
     if data == "[DONE]":
         stream.done = True
         return None
-    try:
-        chunk = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return None
-    if not isinstance(chunk, dict):
+    chunk = _decode_object(data)
+    if chunk is None:
         return None
     if "error" in chunk and "choices" not in chunk:
         stream.upstream_error = chunk["error"]
@@ -470,14 +477,7 @@ def _translate_event(
             chunk["usage"] = _usage_object(chunk["usage"], usage, exchange.cost_of(usage))
             stream.usage_sent = True
             changed = True
-        for choice in choices:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta")
-            if delivered and isinstance(delta, dict):
-                _count_message(exchange.counter, delta)
-            if choice.get("finish_reason"):
-                stream.finished = True
+        _meter_choices(exchange, stream, choices, delivered=delivered)
     if "usage" in chunk and not exchange.client_wants_usage:
         del chunk["usage"]
         changed = True
@@ -486,6 +486,31 @@ def _translate_event(
         changed = True
     payload = msgspec.json.encode(chunk) if changed else data.encode()
     return b"data: " + payload + b"\n\n"
+
+
+def _decode_object(data: str) -> dict[str, Any] | None:
+    """Return the JSON object an event carries, or None for anything else."""
+    if not data:
+        return None
+    try:
+        decoded = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _meter_choices(
+    exchange: ChatExchange, stream: _StreamState, choices: list[Any], *, delivered: bool
+) -> None:
+    """Count delivered deltas and note a finish reason."""
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        if delivered and isinstance(delta, dict):
+            _count_message(exchange.counter, delta)
+        if choice.get("finish_reason"):
+            stream.finished = True
 
 
 def _elapsed_ms(exchange: ChatExchange) -> int:

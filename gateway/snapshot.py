@@ -25,9 +25,18 @@ from shared.money import Price
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from asyncpg.pool import PoolConnectionProxy
+
 logger = logging.getLogger(__name__)
 
-__all__ = ("ChannelEntry", "KeyEntry", "Snapshot", "SnapshotListener", "TenantEntry", "load_snapshot")
+__all__ = (
+    "ChannelEntry",
+    "KeyEntry",
+    "Snapshot",
+    "SnapshotListener",
+    "TenantEntry",
+    "load_snapshot",
+)
 
 NOTIFY_CHANNEL: Final = "tollgate_config"
 _HEALTH_INTERVAL: Final = 5.0
@@ -169,7 +178,7 @@ def _channel_entry(row: asyncpg.Record) -> ChannelEntry:
     )
 
 
-async def load_snapshot(connection: asyncpg.Connection) -> Snapshot:
+async def load_snapshot(connection: asyncpg.Connection | PoolConnectionProxy[Any]) -> Snapshot:
     """Read the whole configuration in one repeatable-read transaction."""
     async with connection.transaction(isolation="repeatable_read", readonly=True):
         keys = await connection.fetch(f"SELECT {_KEY_COLUMNS} FROM api_key")  # noqa: S608 - constant
@@ -182,7 +191,9 @@ async def load_snapshot(connection: asyncpg.Connection) -> Snapshot:
             "priority, weight, groups, relay_url, relay_secret, settings::text AS settings "
             "FROM channel WHERE status = 'enabled'"
         )
-        prices = await connection.fetch("SELECT model, input, cached_input, output FROM model_price")
+        prices = await connection.fetch(
+            "SELECT model, input, cached_input, output FROM model_price"
+        )
     return Snapshot(
         keys={row["key_hash"]: _key_entry(row) for row in keys},
         tenants={
@@ -242,9 +253,9 @@ class SnapshotListener:
         # Anything that changed before LISTEN took effect is read now.
         self.snapshot = await load_snapshot(connection)
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:
-            message = msgspec.json.decode(payload)
+            message = msgspec.json.decode(str(payload))
         except msgspec.DecodeError:
             message = {}
         if message.get("table") == "api_key" and isinstance(message.get("id"), int):
@@ -275,20 +286,24 @@ class SnapshotListener:
             await self._apply_changes()
 
     async def _ping(self) -> None:
-        assert self._connection is not None
         async with asyncio.timeout(_HEALTH_INTERVAL):
-            await self._connection.execute("SELECT 1")
+            await self._live().execute("SELECT 1")
+
+    def _live(self) -> asyncpg.Connection:
+        if self._connection is None:
+            msg = "the snapshot listener is not connected"
+            raise RuntimeError(msg)
+        return self._connection
 
     async def _apply_changes(self) -> None:
-        assert self._connection is not None
         if self._full_reload:
             self._full_reload = False
             self._key_ids.clear()
-            self.snapshot = await load_snapshot(self._connection)
+            self.snapshot = await load_snapshot(self._live())
             logger.info("snapshot reloaded")
             return
         ids, self._key_ids = self._key_ids, set()
-        rows = await self._connection.fetch(
+        rows = await self._live().fetch(
             f"SELECT {_KEY_COLUMNS} FROM api_key WHERE id = ANY($1::bigint[])",  # noqa: S608 - constant
             list(ids),
         )

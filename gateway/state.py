@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ("GatewayState",)
 
+_NOT_STARTED = "GatewayState.start() was not awaited"
+
 
 class GatewayState:
     """What one worker process holds between requests."""
@@ -42,19 +44,23 @@ class GatewayState:
     @property
     def pool(self) -> asyncpg.Pool:
         """The worker's connection pool."""
-        assert self._pool is not None, "GatewayState.start() was not awaited"
+        if self._pool is None:
+            raise RuntimeError(_NOT_STARTED)
         return self._pool
 
     @property
     def snapshot(self) -> Snapshot:
         """The current configuration snapshot."""
-        assert self._listener is not None, "GatewayState.start() was not awaited"
+        if self._listener is None:
+            raise RuntimeError(_NOT_STARTED)
         return self._listener.snapshot
 
     async def start(self) -> None:
         """Open the pool, load the snapshot, start listening and the hold reaper."""
         url = self.settings.database.url
-        assert url, "the database URL must be resolved before workers start"
+        if not url:
+            msg = "the database URL must be resolved before workers start"
+            raise RuntimeError(msg)
         dsn = asyncpg_dsn(url)
         self._pool = await asyncpg.create_pool(
             dsn,
@@ -65,7 +71,7 @@ class GatewayState:
             snapshot = await load_snapshot(connection)
         self._listener = SnapshotListener(dsn, snapshot)
         await self._listener.start()
-        self.spawn(self._reap_forever())
+        self._reaper = self.spawn(self._reap_forever())
 
     async def stop(self) -> None:
         """Stop background work and close every connection."""

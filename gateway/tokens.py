@@ -22,7 +22,7 @@ _REPLY_PRIMING: Final = 3
 
 
 @functools.cache
-def encoding(name: str = "cl100k_base") -> Any:  # noqa: ANN401 - bpe_openai ships no types
+def encoding(name: str = "cl100k_base") -> Any:
     """Return the named encoding, loaded once per process."""
     return bpe_openai.get_encoding(name)
 
@@ -58,7 +58,7 @@ def count_chat_prompt(messages: list[Any], name: str = "cl100k_base") -> int:
     return total
 
 
-def _content_text(content: Any) -> str:  # noqa: ANN401 - JSON value
+def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):

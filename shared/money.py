@@ -92,8 +92,8 @@ def format_usd(nanos: int) -> str:
 def compute_cost(usage: Usage, price: Price, ratio: Decimal) -> int:
     """Return the exact charge in nano-dollars for ``usage`` at ``price`` times ``ratio``.
 
-    cost = ((input − cached) × input price + cached × cached price + output × output price)
-    × ratio / 10⁶, rounded once, half up, to a whole nano-dollar.
+    cost = ((input - cached) * input price + cached * cached price + output * output price)
+    * ratio / 10^6, rounded once, half up, to a whole nano-dollar.
     """
     cached = min(usage.cached_input_tokens, usage.input_tokens)
     cached_price = price.input if price.cached_input is None else price.cached_input

@@ -126,7 +126,9 @@ class EmbeddedPostgres:
                 self._wait_ready()
                 self._create_database()
             else:
-                logger.info("attached to running embedded postgresql", extra={"dir": str(self.data_dir)})
+                logger.info(
+                    "attached to running embedded postgresql", extra={"dir": str(self.data_dir)}
+                )
         return self.url
 
     def stop(self) -> None:
@@ -155,7 +157,9 @@ class EmbeddedPostgres:
         for name in ("postgres", "nobody"):
             with contextlib.suppress(KeyError):
                 return pwd.getpwnam(name)
-        msg = "running as root, but neither a `postgres` nor a `nobody` user exists to run the server"
+        msg = (
+            "running as root, but neither a `postgres` nor a `nobody` user exists to run the server"
+        )
         raise DatabaseUnavailableError(msg)
 
     def _run_kwargs(self) -> dict[str, object]:
@@ -193,7 +197,10 @@ class EmbeddedPostgres:
         if probe.returncode == 0:
             return self._bin
         install = self._bin.parent
-        copy = Path(tempfile.gettempdir()) / f"tollgate-pginstall-{os.getuid()}-{install.stat().st_ino}"
+        copy = (
+            Path(tempfile.gettempdir())
+            / f"tollgate-pginstall-{os.getuid()}-{install.stat().st_ino}"
+        )
         if not (copy / "bin" / "postgres").exists():
             shutil.copytree(install, copy, symlinks=True, dirs_exist_ok=True)
             for root, dirs, files in os.walk(copy):
@@ -255,7 +262,14 @@ class EmbeddedPostgres:
             "max_connections=200",
         ]
         if self.fast_unsafe:
-            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            args += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log = (self.data_dir / "postgres.log").open("ab")
         self._chown(self.data_dir / "postgres.log")
         self._process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
@@ -264,7 +278,7 @@ class EmbeddedPostgres:
             stderr=log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_set_parent_death_signal,  # noqa: PLW1509 - only prctl, no locks taken
+            preexec_fn=_set_parent_death_signal,
             **self._run_kwargs(),  # type: ignore[call-overload]
         )
         log.close()
@@ -289,7 +303,7 @@ class EmbeddedPostgres:
 
     def _create_database(self) -> None:
         psql = self._bin / "psql"
-        query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"  # noqa: S608 - constant
         base = [str(psql), "-h", str(self.socket_dir), "-p", str(_PORT), "-U", "postgres", "-d"]
         exists = subprocess.run(  # noqa: S603 - fixed binary, no shell
             [*base, "postgres", "-tAc", query], capture_output=True, check=False
@@ -302,5 +316,6 @@ class EmbeddedPostgres:
             check=False,
         )
         if created.returncode != 0:
-            msg = f"could not create database `{DATABASE_NAME}`: {created.stderr.decode(errors='replace')}"
+            detail = created.stderr.decode(errors="replace")
+            msg = f"could not create database `{DATABASE_NAME}`: {detail}"
             raise DatabaseUnavailableError(msg)

@@ -8,12 +8,14 @@ Values are validated by :func:`msgspec.convert`, so a bad one fails at start-up 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import platformdirs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 RelayClientKind = Literal["aiohttp", "httpx", "httpx-aiohttp"]
 

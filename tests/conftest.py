@@ -101,7 +101,7 @@ async def fresh_database_url(pg_url: str, template_url: str) -> AsyncIterator[st
 def simulator_url() -> Iterator[str]:
     """The provider simulator's root URL."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own module
+    process = subprocess.Popen(
         [PYTHON, "-m", "gateway.simulator", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -122,14 +122,25 @@ GATEWAY_ENV = {
 }
 
 
-def start_gateway(database_url: str, *, workers: int = 2, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_gateway(
+    database_url: str, *, workers: int = 2, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``tollgate up`` on a free port; return the process and its base URL."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="tollgate-gw-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(  # noqa: S603 - our own entry point
+    process = subprocess.Popen(
         [
-            PYTHON, "-m", "gateway", "up", "--no-console", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers),
+            PYTHON,
+            "-m",
+            "gateway",
+            "up",
+            "--no-console",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
         ],
         cwd=ROOT,
         env={**os.environ, **GATEWAY_ENV, **(env or {}), "DATABASE_URL": database_url},
@@ -156,7 +167,9 @@ def gateway_url(database_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def provision(database_url: str, gateway_url: str, simulator_url: str) -> AsyncIterator[Provisioner]:
+async def provision(
+    database_url: str, gateway_url: str, simulator_url: str
+) -> AsyncIterator[Provisioner]:
     """Create tenants, prices, channels and keys; checks the books after the test."""
     engine = create_engine(database_url)
     provisioner = Provisioner(session_factory(engine), gateway_url, simulator_url)

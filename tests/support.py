@@ -31,7 +31,11 @@ def free_port() -> int:
 
 
 def wait_for_http(
-    url: str, process: subprocess.Popen[bytes], *, timeout: float = 30.0, log_path: str | None = None
+    url: str,
+    process: subprocess.Popen[bytes],
+    *,
+    timeout: float = 30.0,
+    log_path: str | None = None,
 ) -> None:
     """Poll ``url`` until it answers, failing early if ``process`` exits."""
     deadline = time.monotonic() + timeout
@@ -107,7 +111,7 @@ class Provisioner:
             await admin.add_group(session, name, ratio)
         return name
 
-    async def price(self, model: str, input: str, output: str, cached: str | None = None) -> None:  # noqa: A002
+    async def price(self, model: str, input: str, output: str, cached: str | None = None) -> None:
         async with self.sessions() as session:
             await admin.set_price(session, model, input=input, output=output, cached_input=cached)
 
@@ -265,4 +269,8 @@ async def simulator_requests(simulator_url: str) -> list[dict[str, Any]]:
 
 def sse_data(body: str) -> list[str]:
     """Return the ``data`` payloads of an SSE body, in order."""
-    return [line[5:].lstrip(" ") for line in body.replace("\r\n", "\n").split("\n") if line.startswith("data:")]
+    return [
+        line[5:].lstrip(" ")
+        for line in body.replace("\r\n", "\n").split("\n")
+        if line.startswith("data:")
+    ]

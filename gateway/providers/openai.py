@@ -15,6 +15,8 @@ from gateway.errors import UpstreamProtocolError, UpstreamStatusError
 from shared.money import Usage
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from gateway.snapshot import ChannelEntry
 
 __all__ = ("build_chat_request", "status_error", "usage_from_openai")
@@ -33,7 +35,10 @@ def build_chat_request(
     body["model"] = channel.upstream_model(model)
     if stream:
         options = body.get("stream_options")
-        body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        body["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
     headers = [
         ("authorization", f"Bearer {channel.api_key}"),
         ("content-type", "application/json"),
@@ -42,7 +47,7 @@ def build_chat_request(
     return f"{channel.base_url}/chat/completions", headers, msgspec.json.encode(body)
 
 
-def usage_from_openai(usage: Any) -> Usage | None:  # noqa: ANN401 - JSON value
+def usage_from_openai(usage: Any) -> Usage | None:
     """Read an OpenAI ``usage`` object into billing terms; None when it is not one."""
     if not isinstance(usage, dict):
         return None
@@ -66,7 +71,7 @@ def usage_from_openai(usage: Any) -> Usage | None:  # noqa: ANN401 - JSON value
     )
 
 
-def status_error(status: int, headers: dict[str, str], body: bytes) -> UpstreamStatusError:
+def status_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamStatusError:
     """Map an upstream error response to the error the client will see if no channel succeeds."""
     message = _upstream_message(body)
     retry_after = headers.get("retry-after")
@@ -81,7 +86,11 @@ def status_error(status: int, headers: dict[str, str], body: bytes) -> UpstreamS
         )
     if status in _FINAL_STATUSES:
         return UpstreamStatusError(
-            status, "upstream_rejected_request", message, retryable=False, type="invalid_request_error"
+            status,
+            "upstream_rejected_request",
+            message,
+            retryable=False,
+            type="invalid_request_error",
         )
     return UpstreamStatusError(
         502, "upstream_error", f"upstream answered {status}: {message}", retryable=True

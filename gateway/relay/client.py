@@ -21,7 +21,7 @@ import httpx
 from gateway.errors import UpstreamConnectError, UpstreamTimeoutError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from shared.settings import GatewaySettings, RelayClientKind
 
@@ -39,7 +39,7 @@ class UpstreamResponse(Protocol):
     """An upstream response whose body has not been read yet."""
 
     status: int
-    headers: Mapping[str, str]
+    headers: dict[str, str]
     """Response headers with lower-case names."""
 
     def iter_chunks(self) -> AsyncIterator[bytes]:
@@ -203,7 +203,7 @@ class HttpxRelayClient:
             )
             transport: httpx.AsyncBaseTransport | None = None
             if self._aiohttp_transport:
-                from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415 - optional
+                from httpx_aiohttp import AiohttpTransport
 
                 transport = AiohttpTransport(limits=limits)
             self._http = httpx.AsyncClient(
@@ -231,7 +231,9 @@ class HttpxRelayClient:
             await self._http.aclose()
 
 
-def create_relay_client(settings: GatewaySettings, kind: RelayClientKind | None = None) -> RelayClient:
+def create_relay_client(
+    settings: GatewaySettings, kind: RelayClientKind | None = None
+) -> RelayClient:
     """Return the relay client implementation named by ``kind`` (or the settings)."""
     chosen = kind or settings.relay_client
     if chosen == "aiohttp":

@@ -227,7 +227,7 @@ async def _settle(state: GatewayState, exchange: ChatExchange) -> None:
     )
     try:
         await settle(state.pool, record, charge)
-    except Exception:  # noqa: BLE001 - money may need a human; log it once, loudly
+    except Exception:
         logger.exception(
             "settlement failed", extra={"request_id": record.request_id, "charge": charge}
         )

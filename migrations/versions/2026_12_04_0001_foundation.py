@@ -20,6 +20,7 @@ def _execute_script(sql: str) -> None:
     driver = op.get_bind().connection.driver_connection
     await_(driver.execute(sql))
 
+
 revision = "0001"
 down_revision = None
 branch_labels = None

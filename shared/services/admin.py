@@ -6,10 +6,8 @@ commits its own work. Money is passed in as decimal USD and stored as nano-dolla
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import secrets
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,6 +20,9 @@ from shared.models import ApiKey, Channel, Group, Hold, LedgerEntry, ModelPrice,
 from shared.money import format_usd, parse_usd, usd_to_nanos
 
 if TYPE_CHECKING:
+    import datetime
+    from collections.abc import Sequence
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = (
@@ -158,7 +159,12 @@ async def credit_tenant(
     try:
         new_balance = await session.scalar(
             text("SELECT tollgate_credit(:tenant, :amount, :kind, :note, NULL)"),
-            {"tenant": tenant.id, "amount": -nanos if negative else nanos, "kind": kind, "note": note},
+            {
+                "tenant": tenant.id,
+                "amount": -nanos if negative else nanos,
+                "kind": kind,
+                "note": note,
+            },
         )
     except DBAPIError as exc:
         await session.rollback()
@@ -172,7 +178,7 @@ async def set_price(
     session: AsyncSession,
     model: str,
     *,
-    input: str | Decimal,  # noqa: A002 - the wire name of the price
+    input: str | Decimal,
     output: str | Decimal,
     cached_input: str | Decimal | None = None,
 ) -> ModelPrice:
@@ -188,7 +194,7 @@ async def set_price(
     return price
 
 
-async def add_channel(  # noqa: PLR0913 - mirrors the CLI's options one to one
+async def add_channel(
     session: AsyncSession,
     name: str,
     *,
@@ -241,7 +247,7 @@ async def add_channel(  # noqa: PLR0913 - mirrors the CLI's options one to one
     return channel
 
 
-async def add_key(  # noqa: PLR0913 - mirrors the CLI's options one to one
+async def add_key(
     session: AsyncSession,
     tenant: str,
     *,
@@ -343,7 +349,9 @@ async def audit(session: AsyncSession) -> list[AuditProblem]:
         if expired:
             problems.append(AuditProblem(name, f"{expired} hold(s) past their expiry"))
         if broken:
-            problems.append(AuditProblem(name, f"{broken} ledger entr(ies) break the balance chain"))
+            problems.append(
+                AuditProblem(name, f"{broken} ledger entr(ies) break the balance chain")
+            )
         if keys:
             problems.append(AuditProblem(name, f"{keys} key(s) whose held amount != open holds"))
     return problems

@@ -73,9 +73,7 @@ def _chat(model: str, content: str = "hi", **extra: Any) -> dict[str, Any]:
 async def test_bc01_split_events_survive_every_cut(provision: Provisioner) -> None:
     setup = await provision.setup(channel=False)
     cut_at = BC01_BYTES.index("lo")
-    upstream = await replay(
-        provision.simulator_url, [BC01_BYTES[:cut_at], BC01_BYTES[cut_at:]]
-    )
+    upstream = await replay(provision.simulator_url, [BC01_BYTES[:cut_at], BC01_BYTES[cut_at:]])
     await provision.channel([setup.model], base_url=upstream)
     await provision.wait_visible(setup.key, setup.model)
     body = _chat(setup.model, stream=True)
@@ -107,7 +105,12 @@ async def test_bc01_every_byte_offset_gives_the_same_stream(provision: Provision
             await provision.channel([model], base_url=upstream)
             await provision.wait_visible(setup.key, model)
             response, data = await _stream(provision, setup.key, _chat(model, stream=True))
-            return response.status_code, _contents(data), _finish_reasons(data), data.count("[DONE]")
+            return (
+                response.status_code,
+                _contents(data),
+                _finish_reasons(data),
+                data.count("[DONE]"),
+            )
 
     results = await asyncio.gather(*(one(offset) for offset in range(1, len(raw), 3)))
 
@@ -154,7 +157,9 @@ BC04_TAIL = [
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
-async def test_bc04_usage_chunk_only_when_asked(provision: Provisioner, include_usage: bool) -> None:
+async def test_bc04_usage_chunk_only_when_asked(
+    provision: Provisioner, include_usage: bool
+) -> None:
     setup = await provision.setup(upstream=await replay(provision.simulator_url, BC04_TAIL))
     before = len(await simulator_requests(provision.simulator_url))
     extra: dict[str, Any] = {"stream": True}
@@ -167,7 +172,10 @@ async def test_bc04_usage_chunk_only_when_asked(provision: Provisioner, include_
     if include_usage:
         usage_chunk = chunks[-1]
         assert usage_chunk["choices"] == []
-        assert {k: usage_chunk["usage"][k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")} == {
+        assert {
+            k: usage_chunk["usage"][k]
+            for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+        } == {
             "prompt_tokens": 9,
             "completion_tokens": 2,
             "total_tokens": 11,
@@ -190,7 +198,9 @@ def _delta(content: str, finish: str | None = None) -> str:
         "object": "chat.completion.chunk",
         "created": 1,
         "model": "gpt-x",
-        "choices": [{"index": 0, "delta": {"content": content} if content else {}, "finish_reason": finish}],
+        "choices": [
+            {"index": 0, "delta": {"content": content} if content else {}, "finish_reason": finish}
+        ],
     }
     return f"data: {json.dumps(body)}\n\n"
 
@@ -208,7 +218,9 @@ async def test_bc07_a_upstream_usage_is_billed(provision: Provisioner) -> None:
     ]
     setup = await provision.setup(upstream=await replay(provision.simulator_url, script))
 
-    await _stream(provision, setup.key, {"model": setup.model, "stream": True, "messages": BC07_MESSAGES})
+    await _stream(
+        provision, setup.key, {"model": setup.model, "stream": True, "messages": BC07_MESSAGES}
+    )
 
     await provision.wait_settled()
     [row] = await provision.usage_rows(setup.tenant_id)
@@ -251,7 +263,9 @@ async def test_bc07_c_error_text_is_not_billed_as_output(provision: Provisioner)
 
 
 @pytest.mark.parametrize("concurrent", [2, 20])
-async def test_bc13_concurrent_requests_cannot_overdraw(provision: Provisioner, concurrent: int) -> None:
+async def test_bc13_concurrent_requests_cannot_overdraw(
+    provision: Provisioner, concurrent: int
+) -> None:
     # Input is free and output costs 1,000 USD per million tokens, so a hold for
     # max_tokens=60 is exactly 0.06 USD; tenant and key each have 0.10 USD.
     setup = await provision.setup(
@@ -288,7 +302,9 @@ async def test_bc13_concurrent_requests_cannot_overdraw(provision: Provisioner, 
     async with provision.sessions() as session:
         from sqlalchemy import text
 
-        spent = await session.scalar(text("SELECT spent FROM api_key WHERE id = :k"), {"k": setup.key_id})
+        spent = await session.scalar(
+            text("SELECT spent FROM api_key WHERE id = :k"), {"k": setup.key_id}
+        )
     assert spent == row["cost"]
 
 
@@ -405,8 +421,13 @@ async def test_bc31_model_without_a_channel_for_the_group_is_hidden(provision: P
         from shared.services.admin import add_channel
 
         await add_channel(
-            session, f"claude-only-{tenant}", kind="openai", base_url=provision.upstream(),
-            api_key="x", models=[claude], groups=[other_group],
+            session,
+            f"claude-only-{tenant}",
+            kind="openai",
+            base_url=provision.upstream(),
+            api_key="x",
+            models=[claude],
+            groups=[other_group],
         )
     _, key = await provision.key(tenant, models=[usable, claude])
     await provision.wait_visible(key, usable)
@@ -428,7 +449,9 @@ async def test_revoking_a_key_with_the_cli_reaches_running_workers(
 ) -> None:
     setup = await provision.setup()
     client = provision.openai(setup.key)
-    await client.chat.completions.create(model=setup.model, messages=[{"role": "user", "content": "hi"}])
+    await client.chat.completions.create(
+        model=setup.model, messages=[{"role": "user", "content": "hi"}]
+    )
 
     result = subprocess.run(  # noqa: ASYNC221 - a short CLI call
         [sys.executable, "-m", "gateway", "admin", "key", "revoke", str(setup.key_id)],
@@ -449,4 +472,6 @@ async def test_revoking_a_key_with_the_cli_reaches_running_workers(
             refused += 1
         assert asyncio.get_running_loop().time() - revoked_at < 1.0, "revocation took over 1 s"
     with pytest.raises(openai.AuthenticationError):
-        await client.chat.completions.create(model=setup.model, messages=[{"role": "user", "content": "hi"}])
+        await client.chat.completions.create(
+            model=setup.model, messages=[{"role": "user", "content": "hi"}]
+        )

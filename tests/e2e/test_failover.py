@@ -113,7 +113,11 @@ async def test_failure_after_first_byte_is_not_retried_bc27(
         "POST",
         f"{provision.gateway_url}/v1/chat/completions",
         headers={"authorization": f"Bearer {setup.key}"},
-        json={"model": setup.model, "stream": True, "messages": [{"role": "user", "content": "plan"}]},
+        json={
+            "model": setup.model,
+            "stream": True,
+            "messages": [{"role": "user", "content": "plan"}],
+        },
     ) as response:
         body = (await response.aread()).decode()
 

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.e2e
 RATIO = Decimal(1)
 
 
-def expected_cost(prompt: int, completion: int, input_price: str = "2", output_price: str = "8") -> int:
+def expected_cost(
+    prompt: int, completion: int, input_price: str = "2", output_price: str = "8"
+) -> int:
     price = Price(input=Decimal(input_price), output=Decimal(output_price))
     return compute_cost(Usage(input_tokens=prompt, output_tokens=completion), price, RATIO)
 
@@ -52,7 +54,9 @@ async def test_chat_non_stream_bills_exact_cost(provision: Provisioner) -> None:
     assert row["status"] == "ok" and row["estimated"] is False
 
 
-async def test_chat_stream_with_include_usage_reports_usage_and_cost(provision: Provisioner) -> None:
+async def test_chat_stream_with_include_usage_reports_usage_and_cost(
+    provision: Provisioner,
+) -> None:
     setup = await provision.setup()
     client = provision.openai(setup.key)
 
@@ -88,7 +92,11 @@ async def test_chat_stream_without_include_usage_hides_usage_but_bills(
         "POST",
         f"{provision.gateway_url}/v1/chat/completions",
         headers={"authorization": f"Bearer {setup.key}"},
-        json={"model": setup.model, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        json={
+            "model": setup.model,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
     ) as response:
         body = (await response.aread()).decode()
 
