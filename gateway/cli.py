@@ -186,7 +186,7 @@ def tenant_add(name: str, balance: str, group: str, data_dir: str | None) -> Non
     _emit({"id": row.id, "name": row.name, "balance": format_usd(row.balance), "group": group})
 
 
-@tenant.command("credit")
+@tenant.command("credit", context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("amount")
 @click.option("--note", default="", help="Why; kept in the ledger.")
