@@ -26,7 +26,6 @@ request depends only on its own path and body. Every response carries an `x-requ
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -47,6 +46,7 @@ from gateway.simulator.request_log import RequestLog
 from gateway.simulator.wire import (
     JSON_TYPE,
     Call,
+    DisconnectWatch,
     Handler,
     Headers,
     JsonResponse,
@@ -222,15 +222,19 @@ class SimulatorApp:
 
         request_id = self.composer.new_id("req_")
         extra: Headers = [(b"x-request-id", request_id.encode())]
-        if isinstance(fault, FaultSpec):
-            if fault.retry_after is not None:
-                extra.append((b"retry-after", _seconds(fault.retry_after)))
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-        if route.startswith(REPLAY_PREFIX):
-            await self._replay(route, extra, send)
-            return
-        await self._answer(request, fault, request_id, extra, send)
+        watch = DisconnectWatch(receive)
+        try:
+            if isinstance(fault, FaultSpec):
+                if fault.retry_after is not None:
+                    extra.append((b"retry-after", _seconds(fault.retry_after)))
+                if fault.delay and not await watch.sleep(fault.delay):
+                    return
+            if route.startswith(REPLAY_PREFIX):
+                await self._replay(route, extra, send, watch)
+                return
+            await self._answer(request, fault, request_id, extra, send, watch)
+        finally:
+            watch.close()
 
     async def _answer(
         self,
@@ -239,6 +243,7 @@ class SimulatorApp:
         request_id: str,
         extra: Headers,
         send: Send,
+        watch: DisconnectWatch,
     ) -> None:
         protocol = protocol_for_request(request.path, request.headers, request.query_string)
         if protocol is Protocol.ANTHROPIC:
@@ -267,16 +272,16 @@ class SimulatorApp:
             await send_whole(send, response.status, headers, response.body)
             return
         headers = [(b"content-type", response.content_type), _NO_CACHE, *extra]
-        await send_stream(send, headers, response, fault)
+        await send_stream(send, headers, response, fault, watch)
 
-    async def _replay(self, route: str, extra: Headers, send: Send) -> None:
+    async def _replay(self, route: str, extra: Headers, send: Send, watch: DisconnectWatch) -> None:
         script_id = route[len(REPLAY_PREFIX) :].partition("/")[0]
         replay = self.replays.get(script_id)
         if replay is None:
             body = msgspec.json.encode({"error": {"message": f"no replay script {script_id!r}"}})
             await send_whole(send, 404, [_JSON_HEADER, *extra], body)
             return
-        await play(send, replay, extra)
+        await play(send, replay, extra, watch)
 
     async def _admin(self, method: str, path: str, receive: Receive, send: Send) -> None:
         body = await read_body(receive)

@@ -9,6 +9,8 @@ Every figure the simulator reports is computed here, with the offline cl100k tok
   and Gemini objects are JSON-encoded compactly), and tool results (their text, or their
   JSON-encoded value). Roles, names, tool definitions, earlier thinking blocks and thought parts
   are not counted, and no per-message overhead is added. `Composer.prompt_tokens` computes it.
+  A text longer than `SEGMENT_CHARS` is counted in segments cut after whitespace (the tokenizer
+  refuses inputs of a million characters).
 - **Completion tokens** are the cl100k count of the emitted answer text, plus the count of any
   emitted thinking text (Anthropic) or thought text (Gemini, reported apart as
   `thoughtsTokenCount`). A tool call counts `count(name) + count(arguments JSON)`. With several
@@ -52,6 +54,9 @@ THINKING_TEXT: Final = "The user asked a question, so I consider it step by step
 
 TOOL_STRING: Final = "Paris"
 """Example value of a string property in generated tool arguments."""
+
+SEGMENT_CHARS: Final = 500_000
+"""Longest text counted in one piece; the tokenizer refuses inputs of a million characters."""
 
 _ANSWER_CACHE_SIZE: Final = 4096
 _WORDS: Final = (
@@ -199,10 +204,20 @@ class Composer:
         self._stamp = f"{os.getpid():x}"
 
     def count(self, text: str) -> int:
-        """Return the cl100k token count of `text`."""
-        if not text:
-            return 0
-        return len(self._encoding.encode_ordinary(text))
+        """Return the cl100k token count of `text` (in segments when it is very long)."""
+        if len(text) <= SEGMENT_CHARS:
+            return len(self._encoding.encode_ordinary(text)) if text else 0
+        total = 0
+        start = 0
+        while start < len(text):
+            end = min(start + SEGMENT_CHARS, len(text))
+            if end < len(text):
+                # Cut after whitespace, where a BPE merge cannot cross, when there is some.
+                cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+                end = cut + 1 if cut > start else end
+            total += len(self._encoding.encode_ordinary(text[start:end]))
+            start = end
+        return total
 
     def prompt_tokens(self, texts: Sequence[str], images: int = 0) -> int:
         """Return the prompt token count of input `texts` and `images` (module docstring rule)."""

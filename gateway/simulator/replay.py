@@ -12,7 +12,6 @@ tests use replays.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Final, Literal, NamedTuple
 import msgspec
 
 if TYPE_CHECKING:
-    from gateway.simulator.wire import Headers, Send
+    from gateway.simulator.wire import DisconnectWatch, Headers, Send
 
 MAX_SCRIPTS: Final = 1024
 """Scripts kept per process."""
@@ -124,14 +123,17 @@ class ReplayStore:
         self._scripts.clear()
 
 
-async def play(send: Send, replay: Replay, extra_headers: Headers) -> None:
-    """Write a replay: each chunk as its own body message, then end or drop the connection."""
+async def play(send: Send, replay: Replay, extra_headers: Headers, watch: DisconnectWatch) -> None:
+    """Write a replay: each chunk as its own body message, then end or drop the connection.
+
+    Writing stops early, with no terminator, when the client disconnects.
+    """
     headers = [*replay.headers, *extra_headers]
     await send({"type": "http.response.start", "status": replay.status, "headers": headers})
     for index, chunk in enumerate(replay.chunks):
-        if index:
-            # Yield even without a gap, so each chunk leaves as its own write.
-            await asyncio.sleep(replay.gap)
+        # Yield even without a gap, so each chunk leaves as its own write.
+        if index and not await watch.sleep(replay.gap):
+            return
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     if replay.abort:
         if not replay.chunks:

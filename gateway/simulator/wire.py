@@ -160,6 +160,48 @@ def sse(data: Any, event: str | None = None, *, crlf: bool = False) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + payload + end
 
 
+class DisconnectWatch:
+    """Tell when the client has gone away, from the ASGI `http.disconnect` message.
+
+    The watching task starts at the first question, so requests that never wait pay nothing.
+    """
+
+    __slots__ = ("_receive", "_task")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task: asyncio.Task[None] | None = None
+
+    async def _wait(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+
+    def _started(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._wait())
+        return self._task
+
+    async def sleep(self, seconds: float) -> bool:
+        """Wait `seconds` (at least one loop turn); return False early if the client goes away."""
+        task = self._started()
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return not task.done()
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        return not done
+
+    def close(self) -> None:
+        """Stop watching."""
+        task = self._task
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            # Mark a failed receive as seen, so asyncio does not report it.
+            task.exception()
+
+
 def stop_index(frames: list[Frame], count: int) -> int:
     """Return where a stream stops after `count` content frames (see the module docstring)."""
     seen = 0
@@ -204,9 +246,16 @@ async def send_headers_then_drop(send: Send, status: int, headers: Headers, leng
 
 
 async def send_stream(
-    send: Send, headers: Headers, stream: StreamResponse, fault: FaultSpec
+    send: Send,
+    headers: Headers,
+    stream: StreamResponse,
+    fault: FaultSpec,
+    watch: DisconnectWatch,
 ) -> None:
-    """Write a stream frame by frame, applying `slow`, `cut` and `error_after`."""
+    """Write a stream frame by frame, applying `slow`, `cut` and `error_after`.
+
+    Writing stops early, with no terminator, when the client disconnects during a pause.
+    """
     frames = stream.frames
     end = len(frames)
     failing = False
@@ -218,13 +267,14 @@ async def send_stream(
 
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     for index in range(end):
-        if fault.slow and index:
-            await asyncio.sleep(fault.slow)
+        # Without pauses the stream is written at once; only a slow one watches the client.
+        if index and fault.slow and not await watch.sleep(fault.slow):
+            return
         await send({"type": "http.response.body", "body": frames[index].data, "more_body": True})
 
     if failing:
-        if fault.slow and end:
-            await asyncio.sleep(fault.slow)
+        if fault.slow and end and not await watch.sleep(fault.slow):
+            return
         await send(
             {"type": "http.response.body", "body": stream.error_frame(end), "more_body": True}
         )

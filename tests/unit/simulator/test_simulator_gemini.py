@@ -64,7 +64,7 @@ def test_stream_sse_running_usage_last_wins(sdk: genai.Client, tokens: Tokens) -
     assert "".join(chunk.text or "" for chunk in chunks) == text
     assert len(chunks) == 13
     counts = [
-        chunk.usage_metadata.candidates_token_count for chunk in chunks if chunk.usage_metadata
+        chunk.usage_metadata.candidates_token_count or 0 for chunk in chunks if chunk.usage_metadata
     ]
     assert counts == sorted(counts)
     assert counts[-1] == tokens(text)

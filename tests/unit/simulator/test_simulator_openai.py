@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from tests.unit.simulator.conftest import Tokens
 
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
