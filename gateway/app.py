@@ -8,18 +8,11 @@ from typing import TYPE_CHECKING, Any, cast
 from litestar import Litestar, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 
-from gateway.asgi import header, send_bytes, start_response
-from gateway.auth import bearer_token
 from gateway.errors import GatewayError
 from gateway.logging import configure_logging
+from gateway.pipeline import new_request_id, send_error
 from gateway.state import GatewayState
-from gateway.surfaces.openai import (
-    error_body,
-    models_body,
-    new_request_id,
-    send_error,
-    serve_chat_completions,
-)
+from gateway.surfaces.openai import error_body, serve_chat_completions, serve_models
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,17 +35,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asgi("/v1/models", is_mount=True, copy_scope=True)
     async def models(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001 - passed by name
-        request_id = new_request_id()
-        name = scope["path"].removeprefix("/v1/models").strip("/") or None
-        try:
-            body = models_body(state, bearer_token(header(scope, b"authorization")), name)
-        except GatewayError as exc:
-            await send_error(send, exc, request_id)
-            return
-        await start_response(
-            send, 200, [("x-request-id", request_id)], content_type="application/json"
-        )
-        await send_bytes(send, body, more=False)
+        await serve_models(state, scope, send)
 
     @get(["/", "/health"], sync_to_thread=False)
     def health() -> dict[str, str]:
@@ -70,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 async def _method_not_allowed(send: Send) -> None:
     error = GatewayError(405, "method_not_allowed", "This endpoint accepts POST only.")
-    await send_error(send, error, new_request_id())
+    await send_error(send, error_body, error, new_request_id())
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = (
     "DisconnectWatcher",
     "header",
+    "headers_of",
     "query_param",
     "read_body",
     "send_bytes",
@@ -35,6 +36,11 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+def headers_of(scope: Scope) -> dict[str, str]:
+    """Return the request headers as a dict of lower-case names (the last value wins)."""
+    return {bytes(k).decode("latin-1"): bytes(v).decode("latin-1") for k, v in scope["headers"]}
 
 
 def query_param(scope: Scope, name: str) -> str | None:

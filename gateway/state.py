@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import asyncpg
+import httpx
 
 from gateway.billing import reap_holds
 from gateway.relay import create_relay_client
@@ -37,6 +38,8 @@ class GatewayState:
         self.settings = settings
         self.health = ChannelHealth()
         self.client: RelayClient = create_relay_client(settings.gateway)
+        self.http = httpx.AsyncClient(timeout=30, follow_redirects=False)
+        """Client for the gateway's own side calls (fetching images clients link to)."""
         self._pool: asyncpg.Pool | None = None
         self._listener: SnapshotListener | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -81,6 +84,7 @@ class GatewayState:
         if self._listener is not None:
             await self._listener.stop()
         await self.client.close()
+        await self.http.aclose()
         if self._pool is not None:
             await self._pool.close()
 

@@ -14,7 +14,9 @@ from typing import Any, Final
 
 import bpe_openai
 
-__all__ = ("TokenCounter", "count_tokens", "encoding")
+from gateway.canonical import ChatRequest, Reasoning, Text, ToolCall, ToolResult
+
+__all__ = ("TokenCounter", "count_chat_prompt", "count_prompt", "count_tokens", "encoding")
 
 _FLUSH_AT: Final = 512
 _MESSAGE_OVERHEAD: Final = 3
@@ -55,6 +57,26 @@ def count_chat_prompt(messages: list[Any], name: str = "cl100k_base") -> int:
             if isinstance(function, dict):
                 total += count_tokens(str(function.get("name", "")), name)
                 total += count_tokens(str(function.get("arguments", "")), name)
+    return total
+
+
+def count_prompt(request: ChatRequest, name: str = "cl100k_base") -> int:
+    """Estimate the prompt tokens of a canonical request, by the same rule as chat messages.
+
+    Tool definitions count as their JSON text.
+    """
+    total = _REPLY_PRIMING
+    for message in request.messages:
+        total += _MESSAGE_OVERHEAD + count_tokens(message.role, name)
+        for part in message.parts:
+            if isinstance(part, Text | Reasoning):
+                total += count_tokens(part.text, name)
+            elif isinstance(part, ToolCall):
+                total += count_tokens(part.name, name) + count_tokens(part.arguments, name)
+            elif isinstance(part, ToolResult):
+                total += count_tokens(part.content, name)
+    for tool in request.tools:
+        total += count_tokens(tool.name, name) + count_tokens(str(tool.parameters), name)
     return total
 
 

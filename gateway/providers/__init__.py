@@ -1,3 +1,21 @@
-"""Upstream adaptors, one module per upstream protocol."""
+"""Upstream adaptors, one module per upstream protocol, and the kind → codec registry."""
 
 from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.translate import UpstreamCodec
+
+__all__ = ("upstream_codecs",)
+
+
+@functools.cache
+def upstream_codecs() -> dict[str, UpstreamCodec]:
+    """Return the upstream codec of every channel kind."""
+    from gateway.providers.openai import OpenAIUpstream
+
+    return {
+        "openai": OpenAIUpstream(),
+    }

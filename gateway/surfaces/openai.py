@@ -1,42 +1,67 @@
 """The OpenAI-compatible surface: ``/v1/chat/completions`` and ``/v1/models``.
 
-Handlers read top to bottom as the request path does: read the body, authenticate from
-the snapshot, validate, resolve the model, admit (one SQL round trip: rate window and
-hold), relay, settle (one SQL round trip). Every refusal is an OpenAI error object with
-the status the OpenAI SDKs map to the right exception class.
+The decoder turns a chat completion body into a canonical request (checking the fields the
+gateway reads; everything else passes through to same-protocol upstreams); the
+:class:`OpenAIClient` codec writes answers, chunks and errors in OpenAI's shapes, with
+the status codes the OpenAI SDKs map to the right exception classes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import logging
-import secrets
+import time
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
 
-from gateway.asgi import DisconnectWatcher, header, read_body, send_bytes, start_response
+from gateway.asgi import header, headers_of, read_body, send_bytes, start_response
 from gateway.auth import authenticate, bearer_token
-from gateway.billing import UsageRecord, admit, settle
+from gateway.canonical import (
+    ChatRequest,
+    Finish,
+    Image,
+    Message,
+    Part,
+    Reasoning,
+    ReasoningDelta,
+    ReasoningSettings,
+    StreamError,
+    Text,
+    TextDelta,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolChoice,
+    ToolResult,
+    UsageUpdate,
+)
 from gateway.errors import GatewayError
-from gateway.proxy import ChatExchange, relay_chat
-from gateway.routing import resolve
-from shared.money import compute_hold
+from gateway.media import parse_data_url
+from gateway.pipeline import new_request_id, send_error, serve_generation
+from shared.money import format_usd
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from litestar.types import Receive, Scope, Send
 
+    from gateway.canonical import ChatResponse, Event
+    from gateway.snapshot import Snapshot
+    from gateway.sse import SSEEvent
     from gateway.state import GatewayState
+    from shared.money import Usage
 
-logger = logging.getLogger(__name__)
+__all__ = (
+    "OpenAIClient",
+    "decode_chat_request",
+    "error_body",
+    "models_body",
+    "serve_chat_completions",
+    "serve_models",
+)
 
-__all__ = ("ChatCompletionRequest", "error_body", "models_body", "serve_chat_completions")
-
-_IMAGE_TOKEN_ALLOWANCE: Final = 2_000
-"""Tokens assumed, for the hold, per image, audio or file part."""
-
-_MEDIA_PARTS: Final = frozenset({"image_url", "input_audio", "file", "image", "audio"})
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class StreamOptions(msgspec.Struct):
@@ -50,9 +75,10 @@ class ChatMessage(msgspec.Struct):
 
     role: str
     content: str | list[dict[str, Any]] | None = None
-
-
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+    reasoning_content: str | None = None
 
 
 class ChatCompletionRequest(msgspec.Struct):
@@ -67,6 +93,14 @@ class ChatCompletionRequest(msgspec.Struct):
     n: Annotated[int, msgspec.Meta(ge=1, le=128)] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    user: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
+    response_format: dict[str, Any] | None = None
 
 
 def error_body(error: GatewayError) -> bytes:
@@ -83,24 +117,17 @@ def error_body(error: GatewayError) -> bytes:
     )
 
 
-async def send_error(send: Send, error: GatewayError, request_id: str) -> None:
-    """Write ``error`` as a complete OpenAI-shaped JSON response."""
-    headers = {
-        "x-request-id": request_id,
-        "x-tollgate-cost": "0",
-        **error.headers,
-    }
-    if error.status >= 500 and "x-should-retry" not in headers:
-        headers["x-should-retry"] = "true" if error.retryable else "false"
-    await start_response(send, error.status, headers.items(), content_type="application/json")
-    await send_bytes(send, error_body(error), more=False)
+def _invalid(exc: msgspec.ValidationError) -> GatewayError:
+    text = str(exc)
+    param = text.rpartition("at `$.")[2].rstrip("`") if "at `$." in text else None
+    return GatewayError(400, "invalid_value", f"Invalid request: {text}", param=param)
 
 
-def parse_chat(body: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
-    """Decode and check a chat completion body; the dict is what gets relayed.
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    """Decode a request body that must be a JSON object.
 
     Raises:
-        GatewayError: 400 with the JSON path of the first bad field.
+        GatewayError: 400 ``invalid_json`` or ``invalid_request_body``.
     """
     try:
         payload = msgspec.json.decode(body)
@@ -110,153 +137,336 @@ def parse_chat(body: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
     if not isinstance(payload, dict):
         msg = "The request body must be a JSON object."
         raise GatewayError(400, "invalid_request_body", msg)
+    return payload
+
+
+def _user_parts(content: str | list[dict[str, Any]] | None, where: str) -> list[Part]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [Text(content)]
+    parts: list[Part] = []
+    for position, part in enumerate(content):
+        kind = part.get("type")
+        if kind in ("text", "input_text") and isinstance(part.get("text"), str):
+            parts.append(Text(part["text"]))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str):
+                msg = "An `image_url` part needs `image_url.url`."
+                raise GatewayError(400, "invalid_value", msg, param=f"{where}[{position}]")
+            if url.startswith("data:"):
+                media_type, data = parse_data_url(url, param=f"{where}[{position}]")
+                parts.append(Image(media_type=media_type, data=data))
+            else:
+                parts.append(Image(media_type="", url=url))
+    return parts
+
+
+def _message(raw: ChatMessage, position: int) -> Message:
+    where = f"messages[{position}].content"
+    if raw.role in ("system", "developer"):
+        return Message("system", _user_parts(raw.content, where))
+    if raw.role == "tool":
+        text = raw.content if isinstance(raw.content, str) else _text_of(raw.content)
+        return Message(
+            "tool", [ToolResult(call_id=raw.tool_call_id or "", content=text, name=raw.name)]
+        )
+    if raw.role == "assistant":
+        parts: list[Part] = []
+        if raw.reasoning_content:
+            parts.append(Reasoning(text=raw.reasoning_content))
+        parts.extend(_user_parts(raw.content, where))
+        for call in raw.tool_calls or ():
+            function = call.get("function") or {}
+            parts.append(
+                ToolCall(
+                    id=str(call.get("id") or ""),
+                    name=str(function.get("name") or ""),
+                    arguments=str(function.get("arguments") or "{}"),
+                )
+            )
+        return Message("assistant", parts)
+    return Message("user", _user_parts(raw.content, where))
+
+
+def _text_of(content: list[dict[str, Any]] | None) -> str:
+    return "".join(p.get("text", "") for p in content or () if isinstance(p.get("text"), str))
+
+
+def _tool_choice(value: str | dict[str, Any] | None) -> ToolChoice | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        mode = value if value in ("auto", "none", "required") else "auto"
+        return ToolChoice(mode)  # type: ignore[arg-type]
+    function = value.get("function") or {}
+    return ToolChoice("tool", str(function.get("name") or ""))
+
+
+def _tools(raw: list[dict[str, Any]] | None) -> list[Tool]:
+    tools = []
+    for entry in raw or ():
+        function = entry.get("function")
+        if entry.get("type", "function") == "function" and isinstance(function, dict):
+            tools.append(
+                Tool(
+                    name=str(function.get("name") or ""),
+                    description=function.get("description"),
+                    parameters=function.get("parameters") or {},
+                )
+            )
+    return tools
+
+
+def _reasoning(effort: str | None) -> ReasoningSettings | None:
+    if effort == "minimal":
+        return ReasoningSettings(effort="minimal")
+    if effort == "low":
+        return ReasoningSettings(effort="low")
+    if effort == "medium":
+        return ReasoningSettings(effort="medium")
+    if effort == "high":
+        return ReasoningSettings(effort="high")
+    return None
+
+
+def decode_chat_request(payload: dict[str, Any]) -> tuple[ChatRequest, bool]:
+    """Decode a checked chat completion body; returns the request and ``include_usage``.
+
+    Raises:
+        GatewayError: 400 with the JSON path of the first bad field.
+    """
     try:
         request = msgspec.convert(payload, ChatCompletionRequest)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        param = text.rpartition("at `$.")[2].rstrip("`") if "at `$." in text else None
-        msg = f"Invalid request: {text}"
-        raise GatewayError(400, "invalid_value", msg, param=param) from None
-    return payload, request
-
-
-def input_token_bound(payload: dict[str, Any], body_size: int) -> int:
-    """Return an upper bound on the prompt's tokens, for the hold.
-
-    A token covers at least one byte of text, so the body's size bounds the text; media
-    parts are taken out and counted at a fixed allowance instead.
-    """
-    media_bytes = 0
-    media_parts = 0
-    for message in payload.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            if isinstance(part, dict) and part.get("type") in _MEDIA_PARTS:
-                media_parts += 1
-                media_bytes += len(msgspec.json.encode(part))
-    return max(body_size - media_bytes, 0) + media_parts * _IMAGE_TOKEN_ALLOWANCE
-
-
-def output_token_bound(request: ChatCompletionRequest, default: int) -> int:
-    """Return the most output tokens the request can produce (or the configured default)."""
-    limit = request.max_completion_tokens or request.max_tokens or default
-    return limit * (request.n or 1)
-
-
-def new_request_id() -> str:
-    """Return a fresh request id."""
-    return "req_" + secrets.token_hex(12)
-
-
-async def serve_chat_completions(
-    state: GatewayState, scope: Scope, receive: Receive, send: Send
-) -> None:
-    """Handle ``POST /v1/chat/completions``."""
-    request_id = new_request_id()
-    created_at = datetime.datetime.now(datetime.UTC)
-    settings = state.settings
-    try:
-        body = await read_body(scope, receive, settings.gateway.max_body_bytes)
-        snapshot = state.snapshot
-        key, tenant = authenticate(snapshot, bearer_token(header(scope, b"authorization")))
-        payload, request = parse_chat(body)
-        route = resolve(snapshot, key, tenant, request.model)
-        hold = compute_hold(
-            input_token_bound(payload, len(body)),
-            output_token_bound(request, settings.billing.default_max_output_tokens),
-            route.price,
-            tenant.ratio,
-        )
-        rate_headers = await admit(
-            state.pool, request_id=request_id, key=key, amount=hold, ttl=settings.billing.hold_ttl
-        )
-    except GatewayError as exc:
-        await send_error(send, exc, request_id)
-        return
-
-    record = UsageRecord(
-        created_at=created_at,
-        request_id=request_id,
-        tenant_id=key.tenant_id,
-        key_id=key.id,
-        channel_id=None,
+        raise _invalid(exc) from None
+    response_format = request.response_format or {}
+    schema = (
+        response_format.get("json_schema") if response_format.get("type") == "json_schema" else None
+    )
+    canonical = ChatRequest(
         model=request.model,
-        upstream_model=None,
-        endpoint="chat.completions",
+        messages=[_message(m, i) for i, m in enumerate(request.messages)],
         stream=bool(request.stream),
-        status="error",
-        http_status=0,
+        tools=_tools(request.tools),
+        tool_choice=_tool_choice(request.tool_choice),
+        parallel_tool_calls=request.parallel_tool_calls,
+        max_output_tokens=request.max_completion_tokens or request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        stop=[request.stop] if isinstance(request.stop, str) else list(request.stop or ()),
+        n=request.n or 1,
+        seed=request.seed,
+        user=request.user,
+        reasoning=_reasoning(request.reasoning_effort),
+        response_schema=schema.get("schema") if isinstance(schema, dict) else None,
+        json_mode=response_format.get("type") == "json_object",
     )
-    exchange = ChatExchange(
-        payload=payload,
-        model=request.model,
-        stream=bool(request.stream),
-        client_wants_usage=bool(request.stream_options and request.stream_options.include_usage),
-        route=route,
-        tenant=tenant,
-        record=record,
-        response_headers={"x-request-id": request_id, **rate_headers},
-    )
-    watcher = DisconnectWatcher(receive)
-    try:
-        await relay_chat(state, exchange, send, watcher)
-    except GatewayError as exc:
-        record.status = "error"
-        record.http_status = exc.status
-        record.error = exc.message
-        if not exchange.committed:
-            await send_error(send, exc, request_id)
-    finally:
-        watcher.stop()
-        # Settlement must happen even if this handler is cancelled; shield it.
-        await asyncio.shield(state.spawn(_settle(state, exchange)))
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    return canonical, include_usage
 
 
-async def _settle(state: GatewayState, exchange: ChatExchange) -> None:
-    record = exchange.record
-    if record.status == "error" and exchange.upstream_usage is None and not exchange.committed:
-        charge = 0
-    else:
-        usage = exchange.final_usage()
-        record.apply(usage)
-        charge = exchange.cost_of(usage)
-    record.latency_ms = int(
-        (datetime.datetime.now(datetime.UTC) - record.created_at).total_seconds() * 1000
-    )
-    try:
-        await settle(state.pool, record, charge)
-    except Exception:
-        logger.exception(
-            "settlement failed", extra={"request_id": record.request_id, "charge": charge}
+def usage_object(usage: Usage, cost: int, original: Any = None) -> dict[str, Any]:
+    """Return an OpenAI usage object (the upstream's own fields kept) with ``cost``."""
+    result: dict[str, Any] = dict(original) if isinstance(original, dict) else {}
+    result.setdefault("prompt_tokens", usage.input_tokens)
+    result.setdefault("completion_tokens", usage.output_tokens)
+    result.setdefault("total_tokens", usage.input_tokens + usage.output_tokens)
+    if usage.cached_input_tokens and "prompt_tokens_details" not in result:
+        result["prompt_tokens_details"] = {"cached_tokens": usage.cached_input_tokens}
+    if usage.reasoning_tokens and "completion_tokens_details" not in result:
+        result["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.estimated:
+        result["estimated"] = True
+    result["cost"] = format_usd(cost)
+    return result
+
+
+_CHUNK: Final = "chat.completion.chunk"
+
+
+class OpenAIClient:
+    """Writes answers for a client of the OpenAI chat completions API."""
+
+    protocol = "openai"
+    stream_content_type = "text/event-stream"
+
+    def __init__(self, *, model: str, request_id: str, include_usage: bool) -> None:
+        """Prepare the writer for one request."""
+        self.model = model
+        self.include_usage = include_usage
+        self.id = f"chatcmpl-{request_id.removeprefix('req_')}"
+        self.created = int(time.time())
+        self.usage_sent = False
+        self._role_sent: set[int] = set()
+
+    def error_body(self, error: GatewayError) -> bytes:
+        """Render an error."""
+        return error_body(error)
+
+    def encode_response(self, response: ChatResponse, usage: Usage, cost: int) -> bytes:
+        """Encode a complete canonical answer as a chat completion."""
+        choices = []
+        for choice in response.choices:
+            text = "".join(p.text for p in choice.parts if isinstance(p, Text))
+            reasoning = "".join(p.text for p in choice.parts if isinstance(p, Reasoning))
+            calls = [p for p in choice.parts if isinstance(p, ToolCall)]
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": text or (None if calls else ""),
+            }
+            if reasoning:
+                message["reasoning_content"] = reasoning
+            if calls:
+                message["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in calls
+                ]
+            choices.append(
+                {
+                    "index": choice.index,
+                    "message": message,
+                    "finish_reason": _reason(choice.finish_reason),
+                    "logprobs": None,
+                }
+            )
+        return msgspec.json.encode(
+            {
+                "id": self.id,
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.model,
+                "choices": choices,
+                "usage": usage_object(usage, cost),
+            }
         )
-        return
-    logger.info(
-        "request served",
-        extra={
-            "request_id": record.request_id,
-            "tenant_id": record.tenant_id,
-            "key_id": record.key_id,
-            "channel_id": record.channel_id,
-            "model": record.model,
-            "status": record.status,
-            "input_tokens": record.input_tokens,
-            "output_tokens": record.output_tokens,
-            "charge": charge,
-            "latency_ms": record.latency_ms,
-        },
-    )
+
+    def passthrough_response(self, body: bytes, usage: Usage, cost: int) -> bytes:
+        """Relay an OpenAI completion with the client's model name and the cost."""
+        completion = msgspec.json.decode(body)
+        completion["model"] = self.model
+        completion["usage"] = usage_object(usage, cost, completion.get("usage"))
+        return msgspec.json.encode(completion)
+
+    def stream_open(self) -> bytes:
+        """OpenAI streams need no preamble."""
+        return b""
+
+    def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        chunk = {
+            "id": self.id,
+            "object": _CHUNK,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            **extra,
+        }
+        return b"data: " + msgspec.json.encode(chunk) + b"\n\n"
+
+    def _delta(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        if index not in self._role_sent:
+            self._role_sent.add(index)
+            delta = {"role": "assistant", **delta}
+        return self._chunk(
+            [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}]
+        )
+
+    def encode_events(self, events: list[Event]) -> bytes:
+        """Encode canonical events as chunks."""
+        out = bytearray()
+        for event in events:
+            if isinstance(event, TextDelta):
+                out += self._delta(event.index, {"content": event.text})
+            elif isinstance(event, ReasoningDelta):
+                if event.text:
+                    out += self._delta(event.index, {"reasoning_content": event.text})
+            elif isinstance(event, ToolCallStart):
+                call = {
+                    "index": event.call_index,
+                    "id": event.id,
+                    "type": "function",
+                    "function": {"name": event.name, "arguments": ""},
+                }
+                out += self._delta(event.index, {"tool_calls": [call]})
+            elif isinstance(event, ToolCallDelta):
+                call = {"index": event.call_index, "function": {"arguments": event.arguments}}
+                out += self._delta(event.index, {"tool_calls": [call]})
+            elif isinstance(event, Finish):
+                out += self._delta(event.index, {}, _reason(event.reason))
+            elif isinstance(event, StreamError):
+                error = GatewayError(502, event.code, event.message, type="upstream_error")
+                out += b"data: " + error_body(error) + b"\n\n"
+        return bytes(out)
+
+    def passthrough_event(
+        self, event: SSEEvent, events: list[Event], cost_of: Callable[[Usage], int]
+    ) -> bytes:
+        """Relay an OpenAI chunk: client's model name, usage only when asked, cost added."""
+        if event.data == "[DONE]" or not event.data:
+            return b""
+        try:
+            chunk = msgspec.json.decode(event.data)
+        except msgspec.DecodeError:
+            return b""
+        if not isinstance(chunk, dict):
+            return b""
+        if "error" in chunk and "choices" not in chunk:
+            return b"data: " + event.data.encode() + b"\n\n"
+        changed = False
+        usage = next((e.usage for e in events if isinstance(e, UsageUpdate)), None)
+        if chunk.get("choices") == []:
+            if usage is None or not self.include_usage:
+                return b""
+            chunk["usage"] = usage_object(usage, cost_of(usage), chunk.get("usage"))
+            self.usage_sent = True
+            changed = True
+        if "usage" in chunk and not self.include_usage:
+            del chunk["usage"]
+            changed = True
+        if chunk.get("model") != self.model:
+            chunk["model"] = self.model
+            changed = True
+        payload = msgspec.json.encode(chunk) if changed else event.data.encode()
+        return b"data: " + payload + b"\n\n"
+
+    def stream_close(
+        self, usage: Usage, cost: int, *, complete: bool, error: GatewayError | None
+    ) -> bytes:
+        """End with the usage chunk (when asked), the cost comment and one ``[DONE]``."""
+        if error is not None:
+            return b"data: " + error_body(error) + b"\n\n"
+        if not complete:
+            failure = GatewayError(
+                502,
+                "upstream_truncated",
+                "the upstream stream ended before it was complete",
+                type="upstream_error",
+            )
+            return b"data: " + error_body(failure) + b"\n\n"
+        out = bytearray()
+        if self.include_usage and not self.usage_sent:
+            out += self._chunk([], usage=usage_object(usage, cost))
+        out += f": x-tollgate-cost: {format_usd(cost)}\n\n".encode()
+        out += b"data: [DONE]\n\n"
+        return bytes(out)
 
 
-def models_body(state: GatewayState, token: str | None, model: str | None = None) -> bytes:
-    """Return the OpenAI model list (or one model) that ``token`` may use.
+def _reason(reason: str) -> str:
+    return "stop" if reason == "error" else reason
+
+
+def models_body(snapshot: Snapshot, key: Any, tenant: Any, model: str | None = None) -> bytes:
+    """Return the OpenAI model list (or one model) that the key may use.
 
     Raises:
-        GatewayError: 401 for a bad key, 404 ``model_not_found`` for a model it may not use.
+        GatewayError: 404 ``model_not_found`` for a model the key may not use.
     """
-    snapshot = state.snapshot
-    key, tenant = authenticate(snapshot, token)
     models = snapshot.usable_models(key, tenant)
     created = int(snapshot.loaded_at)
 
@@ -271,3 +481,54 @@ def models_body(state: GatewayState, token: str | None, model: str | None = None
         msg = f"The model `{model}` does not exist or you do not have access to it."
         raise GatewayError(404, "model_not_found", msg, param="model")
     return msgspec.json.encode(entry(model))
+
+
+def api_key_of(scope: Scope) -> str | None:
+    """Return the key an OpenAI-style client sent (Bearer, or ``x-api-key``)."""
+    return bearer_token(header(scope, b"authorization")) or header(scope, b"x-api-key")
+
+
+async def serve_chat_completions(
+    state: GatewayState, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Handle ``POST /v1/chat/completions``."""
+    request_id = new_request_id()
+    created_at = datetime.datetime.now(datetime.UTC)
+    try:
+        body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
+        key, tenant = authenticate(state.snapshot, api_key_of(scope))
+        payload = decode_json_object(body)
+        request, include_usage = decode_chat_request(payload)
+    except GatewayError as exc:
+        await send_error(send, error_body, exc, request_id)
+        return
+    client = OpenAIClient(model=request.model, request_id=request_id, include_usage=include_usage)
+    await serve_generation(
+        state,
+        receive,
+        send,
+        request_id=request_id,
+        created_at=created_at,
+        key=key,
+        tenant=tenant,
+        request=request,
+        raw=payload,
+        client=client,
+        endpoint="chat.completions",
+        body_size=len(body),
+        client_headers=headers_of(scope),
+    )
+
+
+async def serve_models(state: GatewayState, scope: Scope, send: Send) -> None:
+    """Handle ``GET /v1/models`` and ``GET /v1/models/{model}``."""
+    request_id = new_request_id()
+    name = scope["path"].removeprefix("/v1/models").strip("/") or None
+    try:
+        key, tenant = authenticate(state.snapshot, api_key_of(scope))
+        body = models_body(state.snapshot, key, tenant, name)
+    except GatewayError as exc:
+        await send_error(send, error_body, exc, request_id)
+        return
+    await start_response(send, 200, [("x-request-id", request_id)], content_type="application/json")
+    await send_bytes(send, body, more=False)
