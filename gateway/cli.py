@@ -134,6 +134,18 @@ def simulate(host: str, port: int, workers: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def relay(host: str, port: int, workers: int) -> None:
+    """Run the edge relay (secret in TOLLGATE_RELAY_SECRET, table in TOLLGATE_RELAY_UPSTREAMS)."""
+    from edge_proxy.asgi_app import serve as serve_relay
+
+    click.echo(f"Edge relay: http://{host}:{port}/<prefix>/... (x-relay-key required)")
+    serve_relay(host=host, port=port, secret=None, upstreams=None, workers=workers)
+
+
+@main.command()
 @data_dir_option
 def migrate(data_dir: str | None) -> None:
     """Apply database migrations and exit."""
@@ -280,6 +292,9 @@ def channel() -> None:
 @click.option("--priority", default=0, show_default=True, type=int, help="Lower is tried first.")
 @click.option("--weight", default=1, show_default=True, type=int)
 @click.option("--groups", default=None, help="Comma-separated groups allowed (default: all).")
+@click.option("--relay-url", default=None, help="Edge relay address plus prefix, e.g. …/openai.")
+@click.option("--relay-secret", default=None, help="The edge relay's shared secret.")
+@click.option("--setting", "settings", multiple=True, help="key=value channel option; repeatable.")
 @data_dir_option
 def channel_add(
     name: str,
@@ -291,6 +306,9 @@ def channel_add(
     priority: int,
     weight: int,
     groups: str | None,
+    relay_url: str | None,
+    relay_secret: str | None,
+    settings: tuple[str, ...],
     data_dir: str | None,
 ) -> None:
     """Create an upstream channel."""
@@ -311,6 +329,9 @@ def channel_add(
             priority=priority,
             weight=weight,
             groups=[g.strip() for g in groups.split(",")] if groups else None,
+            relay_url=relay_url,
+            relay_secret=relay_secret,
+            settings=dict(_pairs(settings, "--setting")) if settings else None,
         ),
     )
     _emit(
@@ -323,6 +344,8 @@ def channel_add(
             "model_map": row.model_map,
             "priority": row.priority,
             "weight": row.weight,
+            "relay_url": row.relay_url,
+            "settings": row.settings,
         }
     )
 

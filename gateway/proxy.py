@@ -37,6 +37,7 @@ from gateway.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
+from gateway.relay.edge import is_relay_error, via_relay
 from gateway.routing import order_channels
 from gateway.sse import SSEDecoder, SSEEvent
 from gateway.tokens import TokenCounter, count_prompt
@@ -198,7 +199,27 @@ async def _call(
     call = await codec.build(
         channel, exchange.request, raw, client_headers=exchange.client_headers, http=state.http
     )
-    return await state.client.send("POST", call.url, call.headers, call.body)
+    if not channel.relay_url:
+        return await state.client.send("POST", call.url, call.headers, call.body)
+    url, headers = via_relay(call.url, call.headers, channel.relay_url, channel.relay_secret)
+    try:
+        response = await state.client.send("POST", url, headers, call.body)
+    except UpstreamError as exc:
+        exc.counts_against_channel = False
+        exc.message = f"edge relay: {exc.message}"
+        raise
+    if is_relay_error(response.headers):
+        body = await response.read(_ERROR_BODY_LIMIT)
+        await response.close()
+        detail = body[:300].decode("utf-8", errors="replace")
+        raise UpstreamStatusError(
+            502,
+            "relay_error",
+            f"the edge relay refused the call ({response.status}): {detail}",
+            retryable=True,
+            counts_against_channel=False,
+        )
+    return response
 
 
 async def _open_stream(
