@@ -69,6 +69,18 @@ class RelayClient(Protocol):
         ...
 
 
+async def _read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """Join a body's chunks, stopping once more than ``limit`` bytes have arrived."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            break
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class _AiohttpResponse:
     __slots__ = ("_response", "headers", "status")
 
@@ -89,14 +101,7 @@ class _AiohttpResponse:
             raise UpstreamReadError(msg) from exc
 
     async def read(self, limit: int) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in self.iter_chunks():
-            size += len(chunk)
-            if size > limit:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await _read_limited(self.iter_chunks(), limit)
 
     async def close(self) -> None:
         if self._response.content.at_eof():
@@ -167,14 +172,7 @@ class _HttpxResponse:
             raise UpstreamReadError(msg) from exc
 
     async def read(self, limit: int) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in self.iter_chunks():
-            size += len(chunk)
-            if size > limit:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await _read_limited(self.iter_chunks(), limit)
 
     async def close(self) -> None:
         with contextlib.suppress(httpx.TransportError):
