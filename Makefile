@@ -22,8 +22,9 @@ $(STAMP): requirements/lock.txt pyproject.toml package.json package-lock.json
 # Debian's Chromium drives the console's browser tests; installed only when missing and
 # only where we may (root on Debian). Elsewhere those tests are skipped with a reason.
 system-packages:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@if ! dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
 	fi
 
 up: install

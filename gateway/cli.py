@@ -12,6 +12,8 @@ import contextlib
 import datetime
 import json
 import os
+import signal
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -90,8 +92,16 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--console-port", default=3000, show_default=True, type=int)
 @click.option("--no-console", is_flag=True, help="Serve the gateway only.")
-def up(data_dir: str | None, host: str, port: int, workers: int, no_console: bool) -> None:
+def up(
+    data_dir: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    console_port: int,
+    no_console: bool,
+) -> None:
     """Run the gateway (and the console) on the embedded or given PostgreSQL."""
     from gateway.server import serve_gateway
 
@@ -110,9 +120,67 @@ def up(data_dir: str | None, host: str, port: int, workers: int, no_console: boo
             billing=settings.billing,
         )
         click.echo(f"Tollgate gateway: http://{host}:{port}/v1  (OpenAI-compatible base URL)")
-        if not no_console:
-            click.echo("Console: not built yet in this version; the admin CLI is `tollgate admin`.")
-        serve_gateway(settings)
+        console = None if no_console else _start_console(url, host, console_port)
+        try:
+            serve_gateway(settings)
+        finally:
+            if console is not None:
+                _stop_child(console)
+
+
+def _start_console(url: str, host: str, port: int) -> subprocess.Popen[bytes]:
+    """Start the console as a child process (the gateway never imports the console)."""
+    password = asyncio.run(_first_admin(url))
+    console = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "console", "--host", host, "--port", str(port)],
+        env={**os.environ, "DATABASE_URL": url},
+    )
+    click.echo(f"Console: http://{host}:{port}/  (the first start builds it; it says when ready)")
+    if password:
+        click.echo(f"First admin: user `admin`, password `{password}`  (shown once)")
+    return console
+
+
+def _stop_child(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+async def _first_admin(url: str) -> str | None:
+    """Create the first admin if there is none; return its one-time password."""
+    from shared.database import create_engine, session_factory
+    from shared.services.users import ensure_first_admin
+
+    engine = create_engine(url, pool=False)
+    try:
+        async with session_factory(engine)() as session:
+            return await ensure_first_admin(session)
+    finally:
+        await engine.dispose()
+
+
+@main.command("console")
+@data_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--admin-password", default=None, help="First admin's password (random when unset).")
+def console_command(data_dir: str | None, host: str, port: int, admin_password: str | None) -> None:
+    """Run the console alone."""
+    with database(data_dir) as url:
+        from shared.database import migrate
+
+        migrate(url)
+        args = [sys.executable, "-m", "console", "--host", host, "--port", str(port)]
+        if admin_password:
+            args += ["--admin-password", admin_password]
+        code = subprocess.call(args, env={**os.environ, "DATABASE_URL": url})  # noqa: S603
+    sys.exit(code)
 
 
 def _fields(struct: Any) -> dict[str, Any]:
@@ -414,6 +482,41 @@ def key_revoke(key_id: int, data_dir: str | None) -> None:
 
     row = _run_admin(data_dir, lambda s: revoke_key(s, key_id))
     _emit({"id": row.id, "status": row.status})
+
+
+@admin.group()
+def user() -> None:
+    """Console users (admins and tenant users)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "tenant"]), required=True)
+@click.option("--tenant", "tenant_name", default=None, help="The tenant of a tenant user.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@data_dir_option
+def user_add(
+    name: str, role: str, tenant_name: str | None, password: str, data_dir: str | None
+) -> None:
+    """Create a console user."""
+    from shared.services.users import create_user
+
+    row = _run_admin(
+        data_dir, lambda s: create_user(s, name, password, role=role, tenant=tenant_name)
+    )
+    _emit({"id": row.id, "username": row.username, "role": row.role, "tenant": tenant_name})
+
+
+@user.command("set-password")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@data_dir_option
+def user_set_password(name: str, password: str, data_dir: str | None) -> None:
+    """Set a console user's password and end the user's sessions."""
+    from shared.services.users import set_password
+
+    row = _run_admin(data_dir, lambda s: set_password(s, name, password))
+    _emit({"id": row.id, "username": row.username})
 
 
 @admin.command("balance")

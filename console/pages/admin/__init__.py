@@ -1,0 +1,3 @@
+"""Pages for operators (admins)."""
+
+from __future__ import annotations
