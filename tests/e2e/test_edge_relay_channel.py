@@ -86,13 +86,15 @@ async def test_relayed_channel_streams_and_bills_like_a_direct_one(
         Decimal(1),
     )
     client = provision.openai(relayed.key)
-    before = len(await simulator_requests(provision.simulator_url))
-
     stream = await client.chat.completions.create(
         model=relayed.model, messages=messages, stream=True, stream_options={"include_usage": True}
     )
     chunks = [c async for c in stream]
-    seen = (await simulator_requests(provision.simulator_url))[before:]
+    seen = [
+        r
+        for r in await simulator_requests(provision.simulator_url)
+        if r["body"] and r["body"].get("model") == relayed.model and r["body"].get("stream")
+    ]
     completion = await client.chat.completions.create(model=relayed.model, messages=messages)
 
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
