@@ -37,12 +37,54 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def models(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001 - passed by name
         await serve_models(state, scope, send)
 
+    from gateway.surfaces.anthropic import serve_count_tokens, serve_messages
+
+    @asgi("/v1/messages", copy_scope=False)
+    async def anthropic_messages(scope: Scope, receive: Receive, send: Send) -> None:
+        if cast("HTTPScope", scope)["method"] != "POST":
+            await _method_not_allowed(send)
+            return
+        await serve_messages(state, scope, receive, send)
+
+    @asgi("/v1/messages/count_tokens", copy_scope=False)
+    async def anthropic_count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
+        if cast("HTTPScope", scope)["method"] != "POST":
+            await _method_not_allowed(send)
+            return
+        await serve_count_tokens(state, scope, receive, send)
+
+    from gateway.surfaces.gemini import serve_gemini
+
+    @asgi("/v1beta", is_mount=True, copy_scope=True)
+    async def gemini_api(scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_gemini(state, scope, receive, send)
+
+    from gateway.surfaces.embeddings import serve_embeddings
+    from gateway.surfaces.responses import serve_responses
+
+    @asgi("/v1/responses", copy_scope=False)
+    async def responses(scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_responses(state, scope, receive, send)
+
+    @asgi("/v1/embeddings", copy_scope=False)
+    async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_embeddings(state, scope, receive, send)
+
     @get(["/", "/health"], sync_to_thread=False)
     def health() -> dict[str, str]:
         return {"service": "tollgate-gateway", "status": "ok"}
 
     return Litestar(
-        route_handlers=[chat_completions, models, health],
+        route_handlers=[
+            chat_completions,
+            models,
+            anthropic_messages,
+            anthropic_count_tokens,
+            gemini_api,
+            responses,
+            embeddings,
+            health,
+        ],
         on_startup=[lambda: configure_logging(), state.start],
         on_shutdown=[state.stop],
         exception_handlers={HTTPException: _http_error},

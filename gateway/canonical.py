@@ -217,6 +217,8 @@ class StreamError(msgspec.Struct, tag="error"):
 
     message: str
     code: str = "upstream_error"
+    status: int = 502
+    """HTTP status the client gets if this ends the request before any output was sent."""
 
 
 Event = (

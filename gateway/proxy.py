@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from gateway.asgi import send_bytes, start_response
 from gateway.canonical import (
@@ -56,15 +56,16 @@ if TYPE_CHECKING:
     from gateway.routing import Route
     from gateway.snapshot import ChannelEntry, TenantEntry
     from gateway.state import GatewayState
-    from gateway.translate import ClientCodec, UpstreamCodec, UpstreamStream
+    from gateway.translate import ClientCodec, UpstreamCall, UpstreamCodec, UpstreamStream
 
 logger = logging.getLogger(__name__)
 
-__all__ = ("Exchange", "relay")
+__all__ = ("Exchange", "relay", "send_call", "try_channels")
 
 _ERROR_BODY_LIMIT: Final = 64 * 1024
 _RESPONSE_LIMIT: Final = 256 * 1024 * 1024
 _SSE_HEADERS: Final = (("cache-control", "no-cache"), ("x-accel-buffering", "no"))
+_T = TypeVar("_T")
 
 
 class Exchange:
@@ -146,23 +147,47 @@ async def relay(
         GatewayError: the last channel's failure when none could serve the request and
             nothing has been sent to the client yet.
     """
-    record = exchange.record
+
+    async def attempt(channel: ChannelEntry) -> Coroutine[Any, Any, None]:
+        codec = upstream_codec(channel.kind)
+        if exchange.request.stream:
+            opened = await _open_stream(state, exchange, channel, codec)
+            return _stream_to_client(state, exchange, send, watcher, *opened)
+        answer = await _fetch_answer(state, exchange, channel, codec)
+        return _send_answer(exchange, send, codec, *answer)
+
+    deliver = await try_channels(
+        state, exchange.route.channels, exchange.record, exchange.request.model, attempt
+    )
+    await deliver
+
+
+async def try_channels(
+    state: GatewayState,
+    channels: list[ChannelEntry],
+    record: UsageRecord,
+    model: str,
+    attempt: Callable[[ChannelEntry], Awaitable[_T]],
+) -> _T:
+    """Run ``attempt`` on each channel in turn until one succeeds; return its result.
+
+    Channels are ordered by :func:`gateway.routing.order_channels` and at most
+    ``max_attempts`` are tried. An ``UpstreamError`` that is retryable moves on to the next
+    channel; one that is not ends the loop. ``record`` counts the attempts and names the last
+    channel tried.
+
+    Raises:
+        GatewayError: the last channel's failure, or 503 ``no_available_channel`` when no
+            channel could be tried.
+    """
     last_error: UpstreamError | None = None
-    channels = order_channels(exchange.route.channels, state.health)
-    for channel in channels[: state.settings.gateway.max_attempts]:
+    ordered = order_channels(channels, state.health)
+    for channel in ordered[: state.settings.gateway.max_attempts]:
         record.attempts += 1
         record.channel_id = channel.id
-        record.upstream_model = channel.upstream_model(exchange.request.model)
+        record.upstream_model = channel.upstream_model(model)
         try:
-            codec = upstream_codec(channel.kind)
-            if exchange.request.stream:
-                opened = await _open_stream(state, exchange, channel, codec)
-                deliver: Coroutine[Any, Any, None] = _stream_to_client(
-                    state, exchange, send, watcher, *opened
-                )
-            else:
-                answer = await _fetch_answer(state, exchange, channel, codec)
-                deliver = _send_answer(exchange, send, codec, *answer)
+            result = await attempt(channel)
         except UpstreamError as exc:
             last_error = exc
             if exc.counts_against_channel:
@@ -180,8 +205,7 @@ async def relay(
                 break
             continue
         state.health.record_success(channel.id)
-        await deliver
-        return
+        return result
     if last_error is None:
         msg = "no channel could be tried for this model"
         raise GatewayError(503, "no_available_channel", msg, type="upstream_error")
@@ -199,6 +223,17 @@ async def _call(
     call = await codec.build(
         channel, exchange.request, raw, client_headers=exchange.client_headers, http=state.http
     )
+    return await send_call(state, channel, call)
+
+
+async def send_call(
+    state: GatewayState, channel: ChannelEntry, call: UpstreamCall
+) -> UpstreamResponse:
+    """Send ``call`` to the channel's upstream, through its edge relay when it has one.
+
+    Raises:
+        UpstreamError: when no connection could be made, or the relay refused the call.
+    """
     if not channel.relay_url:
         return await state.client.send("POST", call.url, call.headers, call.body)
     url, headers = via_relay(call.url, call.headers, channel.relay_url, channel.relay_secret)
@@ -272,7 +307,7 @@ def _prime(
         decoded = upstream.feed(event)
         for item in decoded:
             if isinstance(item, StreamError) and not substantive:
-                raise UpstreamStatusError(502, item.code, item.message, retryable=True)
+                raise UpstreamStatusError(item.status, item.code, item.message, retryable=True)
             if isinstance(item, TextDelta | ReasoningDelta | ToolCallStart | Finish | UsageUpdate):
                 substantive = True
         held.append((event, decoded))

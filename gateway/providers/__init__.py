@@ -14,8 +14,14 @@ __all__ = ("upstream_codecs",)
 @functools.cache
 def upstream_codecs() -> dict[str, UpstreamCodec]:
     """Return the upstream codec of every channel kind."""
+    from gateway.providers.anthropic import AnthropicUpstream
+    from gateway.providers.gemini import GeminiUpstream
     from gateway.providers.openai import OpenAIUpstream
+    from gateway.providers.workers_ai import WorkersAIUpstream
 
     return {
         "openai": OpenAIUpstream(),
+        "gemini": GeminiUpstream(),
+        "anthropic": AnthropicUpstream(),
+        "workers-ai": WorkersAIUpstream(),
     }

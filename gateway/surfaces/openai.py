@@ -380,18 +380,26 @@ class OpenAIClient:
     def encode_events(self, events: list[Event]) -> bytes:
         """Encode canonical events as chunks."""
         out = bytearray()
-        for event in events:
+        joined: ToolCallDelta | None = None
+        for position, event in enumerate(events):
+            if event is joined:
+                continue
             if isinstance(event, TextDelta):
                 out += self._delta(event.index, {"content": event.text})
             elif isinstance(event, ReasoningDelta):
                 if event.text:
                     out += self._delta(event.index, {"reasoning_content": event.text})
             elif isinstance(event, ToolCallStart):
+                # Arguments that arrive whole with the call (Gemini) go in the same chunk.
+                joined = _arguments_of(event, events[position + 1 : position + 2])
                 call = {
                     "index": event.call_index,
                     "id": event.id,
                     "type": "function",
-                    "function": {"name": event.name, "arguments": ""},
+                    "function": {
+                        "name": event.name,
+                        "arguments": joined.arguments if joined else "",
+                    },
                 }
                 out += self._delta(event.index, {"tool_calls": [call]})
             elif isinstance(event, ToolCallDelta):
@@ -455,6 +463,18 @@ class OpenAIClient:
         out += f": x-tollgate-cost: {format_usd(cost)}\n\n".encode()
         out += b"data: [DONE]\n\n"
         return bytes(out)
+
+
+def _arguments_of(start: ToolCallStart, following: list[Event]) -> ToolCallDelta | None:
+    """Return the event right after ``start`` when it holds that call's arguments."""
+    for event in following:
+        if (
+            isinstance(event, ToolCallDelta)
+            and event.index == start.index
+            and event.call_index == start.call_index
+        ):
+            return event
+    return None
 
 
 def _reason(reason: str) -> str:
@@ -522,6 +542,11 @@ async def serve_chat_completions(
 
 async def serve_models(state: GatewayState, scope: Scope, send: Send) -> None:
     """Handle ``GET /v1/models`` and ``GET /v1/models/{model}``."""
+    if header(scope, b"anthropic-version") is not None:
+        from gateway.surfaces.anthropic import serve_models as serve_anthropic_models
+
+        await serve_anthropic_models(state, scope, send)
+        return
     request_id = new_request_id()
     name = scope["path"].removeprefix("/v1/models").strip("/") or None
     try:
