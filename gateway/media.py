@@ -7,18 +7,26 @@ becomes ``image/jpeg``) and the base64 payload is passed on exactly as the clien
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import ipaddress
 from typing import TYPE_CHECKING, Final
+
+import httpx
 
 from gateway.errors import GatewayError
 
 if TYPE_CHECKING:
-    import httpx
-
     from gateway.canonical import Image
 
-__all__ = ("fetch_image", "inline_image", "normalize_media_type", "parse_data_url")
+__all__ = (
+    "fetch_image",
+    "inline_image",
+    "normalize_media_type",
+    "parse_data_url",
+    "refuse_private_hosts",
+)
 
 MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
 """Largest remote image fetched for an upstream that needs inline bytes."""
@@ -68,8 +76,6 @@ async def fetch_image(client: httpx.AsyncClient, url: str) -> tuple[str, str]:
         GatewayError: 400 ``invalid_image_url`` when it cannot be fetched, is too large or
             is not an image.
     """
-    import httpx
-
     try:
         async with client.stream(
             "GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True
@@ -95,6 +101,28 @@ async def fetch_image(client: httpx.AsyncClient, url: str) -> tuple[str, str]:
         msg = f"The resource at `{url}` is `{media_type or 'untyped'}`, not an image."
         raise GatewayError(400, "invalid_image_url", msg)
     return media_type, base64.b64encode(b"".join(chunks)).decode()
+
+
+async def refuse_private_hosts(request: httpx.Request) -> None:
+    """Refuse to fetch from loopback, private, link-local or reserved addresses.
+
+    Installed as a request hook on the client that fetches images clients link to, so a
+    client cannot make the gateway reach its own network (every redirect is checked too).
+
+    Raises:
+        GatewayError: 400 ``invalid_image_url`` naming the refused host.
+    """
+    host = request.url.host
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        msg = f"The image host `{host}` could not be resolved."
+        raise GatewayError(400, "invalid_image_url", msg) from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            msg = f"Image URLs may not point at the address of `{host}` ({address})."
+            raise GatewayError(400, "invalid_image_url", msg)
 
 
 async def inline_image(client: httpx.AsyncClient, image: Image) -> tuple[str, str]:

@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 
 from gateway.billing import reap_holds
+from gateway.media import refuse_private_hosts
 from gateway.relay import create_relay_client
 from gateway.routing import ChannelHealth
 from gateway.snapshot import Snapshot, SnapshotListener, load_snapshot
@@ -38,7 +39,10 @@ class GatewayState:
         self.settings = settings
         self.health = ChannelHealth()
         self.client: RelayClient = create_relay_client(settings.gateway)
-        self.http = httpx.AsyncClient(timeout=30, follow_redirects=False)
+        hooks = [] if settings.gateway.allow_private_image_urls else [refuse_private_hosts]
+        self.http = httpx.AsyncClient(
+            timeout=30, follow_redirects=False, event_hooks={"request": hooks}
+        )
         """Client for the gateway's own side calls (fetching images clients link to)."""
         self._pool: asyncpg.Pool | None = None
         self._listener: SnapshotListener | None = None

@@ -69,6 +69,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     """HTTP client implementation for upstream calls, chosen by ``make bench``."""
     reap_interval: float = 30.0
     """Seconds between sweeps that release holds of dead workers."""
+    allow_private_image_urls: bool = False
+    """Let clients' image URLs point at loopback or private addresses (tests, closed networks)."""
 
 
 class BillingSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -119,6 +119,8 @@ GATEWAY_ENV = {
     "TOLLGATE_GATEWAY_FIRST_BYTE_TIMEOUT": "3",
     "TOLLGATE_GATEWAY_DISCONNECT_GRACE": "1",
     "TOLLGATE_GATEWAY_REAP_INTERVAL": "2",
+    # BC22's remote images are served by a test server on 127.0.0.1.
+    "TOLLGATE_GATEWAY_ALLOW_PRIVATE_IMAGE_URLS": "true",
 }
 
 
