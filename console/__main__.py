@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 
 from console.server import (
@@ -23,6 +24,10 @@ from shared.database import migrate
 from shared.settings import default_data_dir
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the console in the foreground; return the process's exit status."""
     parser = argparse.ArgumentParser(prog="tollgate console", description=__doc__)
@@ -31,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="embedded PostgreSQL data directory")
     parser.add_argument("--admin-password", default=None, help="first admin's password")
     args = parser.parse_args(argv)
+    # Stop the same way on SIGTERM as on Ctrl-C, so the Reflex children are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     server = None
     url = os.environ.get("DATABASE_URL") or os.environ.get("TOLLGATE_DATABASE_URL")

@@ -39,11 +39,17 @@ def safe_next(value: str | None, default: str = "/") -> str:
     """Return ``value`` when it is a path on this site, else ``default``."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return default
+    if any(ord(c) < 0x20 or c in "<>\"'`" for c in value):
+        return default
     return value
 
 
 def _leave(target: str) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(target=json.dumps(target)), headers=_NO_STORE)
+    # Inside <script>, `</script>` would end the script whatever JSON says: escape < > &.
+    literal = (
+        json.dumps(target).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    )
+    return HTMLResponse(_PAGE.format(target=literal), headers=_NO_STORE)
 
 
 def _is_cross_site(request: Request) -> bool:

@@ -65,7 +65,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     while True:
         message: Any = await receive()
         if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError
+            msg = "The request body ended before it was complete."
+            raise GatewayError(400, "incomplete_body", msg)
         chunk: bytes = message.get("body", b"")
         if chunk:
             size += len(chunk)

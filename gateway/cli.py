@@ -144,7 +144,7 @@ def _start_console(url: str, host: str, port: int) -> subprocess.Popen[bytes]:
 def _stop_child(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:

@@ -33,7 +33,7 @@ from gateway.errors import (
 )
 from gateway.providers.openai import status_error as openai_status_error, upstream_message
 from gateway.providers.workers_ai import is_openai_api
-from gateway.proxy import send_call, try_channels
+from gateway.proxy import first_byte_timeout, send_call, try_channels
 from gateway.tokens import count_tokens, encoding
 from gateway.translate import UpstreamCall
 
@@ -404,7 +404,7 @@ async def fetch_embeddings(
         adaptor = adaptor_for(channel)
         call = adaptor.build(channel, request)
         try:
-            async with asyncio.timeout(state.settings.gateway.first_byte_timeout):
+            async with asyncio.timeout(first_byte_timeout(state, channel)):
                 response = await send_call(state, channel, call)
         except TimeoutError as exc:
             msg = "upstream did not answer within the first-byte timeout"

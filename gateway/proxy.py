@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ("Exchange", "relay", "send_call", "try_channels")
+__all__ = ("Exchange", "first_byte_timeout", "relay", "send_call", "try_channels")
 
 _ERROR_BODY_LIMIT: Final = 64 * 1024
 _RESPONSE_LIMIT: Final = 256 * 1024 * 1024
@@ -212,6 +212,16 @@ async def try_channels(
     raise last_error
 
 
+def first_byte_timeout(state: GatewayState, channel: ChannelEntry) -> float:
+    """Return the channel's first-byte timeout (its ``first_byte_timeout`` setting, seconds)."""
+    value = channel.settings.get("first_byte_timeout")
+    try:
+        seconds = float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        seconds = 0.0
+    return seconds if seconds > 0 else state.settings.gateway.first_byte_timeout
+
+
 def _is_passthrough(exchange: Exchange, codec: UpstreamCodec) -> bool:
     return exchange.raw is not None and codec.protocol == exchange.client.protocol
 
@@ -265,7 +275,7 @@ async def _open_stream(
     """Send the request and read until the first content, so failover stays possible."""
     response: UpstreamResponse | None = None
     try:
-        async with asyncio.timeout(state.settings.gateway.first_byte_timeout):
+        async with asyncio.timeout(first_byte_timeout(state, channel)):
             response = await _call(state, exchange, channel, codec)
             if response.status != 200:
                 error_body = await response.read(_ERROR_BODY_LIMIT)
@@ -336,7 +346,7 @@ async def _fetch_answer(
     state: GatewayState, exchange: Exchange, channel: ChannelEntry, codec: UpstreamCodec
 ) -> tuple[bytes, ChatResponse]:
     try:
-        async with asyncio.timeout(state.settings.gateway.first_byte_timeout):
+        async with asyncio.timeout(first_byte_timeout(state, channel)):
             response = await _call(state, exchange, channel, codec)
     except TimeoutError as exc:
         msg = "upstream did not answer within the first-byte timeout"

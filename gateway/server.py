@@ -26,4 +26,6 @@ def serve_gateway(settings: Settings) -> None:
         workers=settings.gateway.workers,
         log_access=False,
         websockets=False,
+        # A worker that dies (OOM, a crash) is replaced; the others keep serving.
+        respawn_failed_workers=True,
     ).serve()

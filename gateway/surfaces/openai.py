@@ -61,7 +61,7 @@ __all__ = (
     "serve_models",
 )
 
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
 
 
 class StreamOptions(msgspec.Struct):
@@ -131,7 +131,7 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
     """
     try:
         payload = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         msg = f"We could not parse the JSON body of your request: {exc}"
         raise GatewayError(400, "invalid_json", msg) from None
     if not isinstance(payload, dict):
@@ -549,6 +549,10 @@ async def serve_models(state: GatewayState, scope: Scope, send: Send) -> None:
         return
     request_id = new_request_id()
     name = scope["path"].removeprefix("/v1/models").strip("/") or None
+    if scope.get("method", "GET") not in ("GET", "HEAD"):
+        error = GatewayError(405, "method_not_allowed", "This endpoint accepts GET only.")
+        await send_error(send, error_body, error, request_id)
+        return
     try:
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
         body = models_body(state.snapshot, key, tenant, name)

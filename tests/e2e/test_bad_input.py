@@ -64,6 +64,21 @@ def _error(response: httpx.Response) -> dict[str, Any]:
             "model",
         ),
         (b"", "invalid_json", None),
+        (
+            b'{"model": "MODEL", "messages": [{"role": "user", "content": "\xff"}]}',
+            "invalid_json",
+            None,
+        ),
+        (
+            b'{"model": "MODEL", "x": ' + b"[" * 3000 + b"]" * 3000 + b', "messages": []}',
+            "invalid_json",
+            None,
+        ),
+        (
+            b'{"model": "MODEL", "max_tokens": 9223372036854775808, "messages": [{"role": "user", "content": "x"}]}',
+            "invalid_value",
+            "max_tokens",
+        ),
     ],
 )
 async def test_malformed_requests_get_400(
@@ -110,6 +125,8 @@ async def test_bad_credentials_get_401(
 async def test_unknown_paths_and_methods_are_openai_shaped(
     provision: Provisioner, http: httpx.AsyncClient
 ) -> None:
+    models_post = await http.post(f"{provision.gateway_url}/v1/models")
+    assert models_post.status_code == 405 and _error(models_post)["code"] == "method_not_allowed"
     missing = await http.get(f"{provision.gateway_url}/v1/nothing-here")
     wrong_method = await http.get(f"{provision.gateway_url}/v1/chat/completions")
 

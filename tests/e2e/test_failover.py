@@ -146,3 +146,35 @@ async def test_failure_after_first_byte_is_not_retried_bc27(
 
     assert row["output_tokens"] == count_tokens("Here is the plan")
     assert row["cost"] > 0
+
+
+async def test_channel_first_byte_timeout_setting_overrides_the_default(
+    provision: Provisioner,
+) -> None:
+    setup = await provision.setup(channel=False)
+    async with provision.sessions() as session:
+        from shared.services.admin import add_channel
+
+        slow = await add_channel(
+            session,
+            f"slow-{setup.model}",
+            kind="openai",
+            base_url=provision.upstream("delay=20"),
+            api_key="k",
+            models=[setup.model],
+            priority=1,
+            settings={"first_byte_timeout": "0.5"},
+        )
+    second = await provision.channel([setup.model], priority=2)
+    await provision.wait_visible(setup.key, setup.model)
+
+    completion = await provision.openai(setup.key).chat.completions.create(
+        model=setup.model, messages=[{"role": "user", "content": "hi"}]
+    )
+
+    assert completion.choices[0].message.content
+    await provision.wait_settled()
+    [row] = await provision.usage_rows(setup.tenant_id)
+    assert (row["channel_id"], row["attempts"]) == (second, 2)
+    assert row["latency_ms"] < 3000
+    assert slow.id != second

@@ -108,3 +108,13 @@ def test_translate_error_uses_the_field_hint_for_formats():
     assert translate_error("Expected `str` matching regex '^x$'", "en", "form.usd") == (
         "A USD amount such as 12.50."
     )
+
+
+def test_sign_in_redirect_cannot_break_out_of_its_script() -> None:
+    from console.routes import _leave, safe_next
+
+    page = _leave("/</script><script>alert(1)</script>").body.decode()
+    assert "</script><script>" not in page
+    assert safe_next("/x<y") == "/"
+    assert safe_next("//evil.example") == "/"
+    assert safe_next("/tenant/logs?page=2") == "/tenant/logs?page=2"
