@@ -45,6 +45,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     else:
         handler.setFormatter(_JsonFormatter())
     handler._tollgate = True  # type: ignore[attr-defined]  # marks our handler for idempotence
+    # The server may have given the root logger a handler of its own; one line per event.
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
     for name, quiet in _QUIET.items():
