@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, Scope, Send
 
 __all__ = ("create_app",)
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -87,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         on_startup=[lambda: configure_logging(), state.start],
         on_shutdown=[state.stop],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         openapi_config=None,
         debug=False,
     )
@@ -108,4 +111,19 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
         status_code=exc.status_code,
         media_type="application/json",
         headers={"x-request-id": new_request_id(), "x-tollgate-cost": "0"},
+    )
+
+
+def _internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Answer an unexpected failure in the OpenAI error shape, without a traceback."""
+    request_id = new_request_id()
+    logger.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
+    error = GatewayError(
+        500, "internal_error", "The gateway failed to handle this request.", type="server_error"
+    )
+    return Response(
+        content=error_body(error),
+        status_code=500,
+        media_type="application/json",
+        headers={"x-request-id": request_id, "x-tollgate-cost": "0"},
     )

@@ -55,6 +55,9 @@ __all__ = (
     "fetch_embeddings",
 )
 
+MAX_DIMENSIONS: Final = 16_384
+"""Largest embedding size a client may ask for."""
+
 MAX_INPUTS: Final = 2048
 """Most inputs in one request (OpenAI's limit)."""
 
@@ -138,9 +141,11 @@ def decode_embedding_request(payload: dict[str, Any]) -> EmbeddingRequest:
         raise _bad(msg, "encoding_format")
     dimensions = payload.get("dimensions")
     if dimensions is not None and (
-        not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
+        not isinstance(dimensions, int)
+        or isinstance(dimensions, bool)
+        or not 1 <= dimensions <= MAX_DIMENSIONS
     ):
-        msg = "`dimensions` must be a positive integer."
+        msg = f"`dimensions` must be an integer from 1 to {MAX_DIMENSIONS}."
         raise _bad(msg, "dimensions")
     return EmbeddingRequest(
         model=model,

@@ -15,10 +15,11 @@ caller's protocol (OpenAI, Anthropic or Gemini error shape).
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 __all__ = (
     "GatewayError",
@@ -27,6 +28,7 @@ __all__ = (
     "UpstreamProtocolError",
     "UpstreamStatusError",
     "UpstreamTimeoutError",
+    "malformed_input",
 )
 
 
@@ -97,3 +99,20 @@ class UpstreamProtocolError(UpstreamError):
 
     def __init__(self, message: str) -> None:
         super().__init__(502, "bad_upstream_response", message, retryable=True)
+
+
+@contextlib.contextmanager
+def malformed_input() -> Iterator[None]:
+    """Turn a decoder's type error on malformed JSON into a 400 in the caller's protocol.
+
+    Decoders read client JSON whose shape was only partly checked; a value of the wrong
+    type deep inside it must be the client's 400, never the gateway's 500.
+
+    Raises:
+        GatewayError: 400 ``invalid_value`` naming the problem.
+    """
+    try:
+        yield
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError) as exc:
+        msg = f"Invalid request: a field has a value of the wrong shape ({exc})."
+        raise GatewayError(400, "invalid_value", msg) from None

@@ -76,6 +76,9 @@ async def fetch_image(client: httpx.AsyncClient, url: str) -> tuple[str, str]:
         GatewayError: 400 ``invalid_image_url`` when it cannot be fetched, is too large or
             is not an image.
     """
+    if not url.lower().startswith(("http://", "https://")):
+        msg = "Image URLs must be http(s) or data URLs."
+        raise GatewayError(400, "invalid_image_url", msg)
     try:
         async with client.stream(
             "GET", url, timeout=FETCH_TIMEOUT, follow_redirects=True
@@ -94,7 +97,7 @@ async def fetch_image(client: httpx.AsyncClient, url: str) -> tuple[str, str]:
                     msg = f"The image at `{url}` is larger than {MAX_IMAGE_BYTES} bytes."
                     raise GatewayError(400, "invalid_image_url", msg)
                 chunks.append(chunk)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         msg = f"Fetching the image at `{url}` failed: {type(exc).__name__}."
         raise GatewayError(400, "invalid_image_url", msg) from None
     if not media_type.startswith("image/"):

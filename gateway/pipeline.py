@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ("input_token_bound", "new_request_id", "send_error", "serve_generation")
 
+MAX_HOLD: Final = 2**62
+"""Largest hold placed, nano-dollars (about 4.6 billion USD)."""
+
 IMAGE_TOKEN_ALLOWANCE: Final = 2_000
 """Tokens assumed, for the hold, per image."""
 
@@ -102,6 +105,8 @@ async def serve_generation(
             route.price,
             tenant.ratio,
         )
+        # A hold past any balance is refused anyway; keep it inside BIGINT.
+        hold = min(hold, MAX_HOLD)
         rate_headers = await admit(
             state.pool, request_id=request_id, key=key, amount=hold, ttl=settings.billing.hold_ttl
         )

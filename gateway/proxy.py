@@ -36,6 +36,7 @@ from gateway.errors import (
     UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamTimeoutError,
+    malformed_input,
 )
 from gateway.relay.edge import is_relay_error, via_relay
 from gateway.routing import order_channels
@@ -230,9 +231,10 @@ async def _call(
     state: GatewayState, exchange: Exchange, channel: ChannelEntry, codec: UpstreamCodec
 ) -> UpstreamResponse:
     raw = exchange.raw if _is_passthrough(exchange, codec) else None
-    call = await codec.build(
-        channel, exchange.request, raw, client_headers=exchange.client_headers, http=state.http
-    )
+    with malformed_input():
+        call = await codec.build(
+            channel, exchange.request, raw, client_headers=exchange.client_headers, http=state.http
+        )
     return await send_call(state, channel, call)
 
 

@@ -378,7 +378,7 @@ def embeddings(call: Call) -> Response:
     else:
         msg = "'input' is a required property and must not be empty."
         raise ProviderError(400, msg, param="input")
-    dimensions = _positive(body, "dimensions") or DEFAULT_DIMENSIONS
+    dimensions = min(_positive(body, "dimensions") or DEFAULT_DIMENSIONS, 16_384)
     as_base64 = body.get("encoding_format") == "base64"
 
     data = []

@@ -43,7 +43,7 @@ from gateway.canonical import (
     UsageUpdate,
     merge_usage,
 )
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, malformed_input
 from gateway.media import normalize_media_type
 from gateway.pipeline import new_request_id, send_error, serve_generation
 from gateway.surfaces.openai import decode_json_object
@@ -679,7 +679,8 @@ async def serve_messages(state: GatewayState, scope: Scope, receive: Receive, se
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
         payload = decode_json_object(body)
-        request = decode_messages_request(payload)
+        with malformed_input():
+            request = decode_messages_request(payload)
     except GatewayError as exc:
         await send_error(send, lambda e: error_body(e, request_id), exc, request_id)
         return
@@ -709,7 +710,8 @@ async def serve_count_tokens(
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, _ = authenticate(state.snapshot, api_key_of(scope))
-        request = decode_messages_request(decode_json_object(body), require_max_tokens=False)
+        with malformed_input():
+            request = decode_messages_request(decode_json_object(body), require_max_tokens=False)
         if not key.allows(request.model):
             msg = f"model: {request.model}"
             raise GatewayError(404, "model_not_found", msg, param="model")

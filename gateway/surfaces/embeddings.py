@@ -26,7 +26,7 @@ from gateway.embeddings import (
     encode_vector,
     fetch_embeddings,
 )
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, malformed_input
 from gateway.pipeline import new_request_id, send_error
 from gateway.routing import resolve
 from gateway.surfaces.openai import api_key_of, decode_json_object, error_body
@@ -86,7 +86,8 @@ async def serve_embeddings(
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
-        request = decode_embedding_request(decode_json_object(body))
+        with malformed_input():
+            request = decode_embedding_request(decode_json_object(body))
         route = resolve(state.snapshot, key, tenant, request.model)
         # A token covers at least one byte of the body, so its size bounds the input.
         hold = compute_hold(len(body), 0, route.price, tenant.ratio)

@@ -58,7 +58,7 @@ from gateway.canonical import (
     ToolResult,
 )
 from gateway.embeddings import count_inputs, decode_embedding_request, fetch_embeddings
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, malformed_input
 from gateway.pipeline import new_request_id, send_error, serve_generation
 from gateway.providers.gemini import (
     arguments_object,
@@ -797,7 +797,8 @@ async def _serve_generate(
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
         payload = decode_json_object(body)
-        request = decode_generate_request(payload, model, stream=stream)
+        with malformed_input():
+            request = decode_generate_request(payload, model, stream=stream)
     except GatewayError as exc:
         await send_error(send, error_body, exc, request_id)
         return

@@ -36,7 +36,7 @@ from gateway.canonical import (
     ToolResult,
     UsageUpdate,
 )
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, malformed_input
 from gateway.media import parse_data_url
 from gateway.pipeline import new_request_id, send_error, serve_generation
 from shared.money import format_usd
@@ -518,7 +518,8 @@ async def serve_chat_completions(
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
         payload = decode_json_object(body)
-        request, include_usage = decode_chat_request(payload)
+        with malformed_input():
+            request, include_usage = decode_chat_request(payload)
     except GatewayError as exc:
         await send_error(send, error_body, exc, request_id)
         return

@@ -63,7 +63,7 @@ from gateway.canonical import (
     UsageUpdate,
     merge_usage,
 )
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, malformed_input
 from gateway.media import parse_data_url
 from gateway.pipeline import new_request_id, send_error, serve_generation
 from gateway.surfaces.openai import api_key_of, decode_json_object, error_body
@@ -1033,7 +1033,8 @@ async def serve_responses(state: GatewayState, scope: Scope, receive: Receive, s
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
         payload = decode_json_object(body)
-        request, context = decode_responses_request(payload)
+        with malformed_input():
+            request, context = decode_responses_request(payload)
     except GatewayError as exc:
         await send_error(send, error_body, exc, request_id)
         return

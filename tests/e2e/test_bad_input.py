@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from typing import Any
 
@@ -216,3 +217,73 @@ async def test_large_image_bodies_reach_the_upstream_unchanged(
         if r["time"] >= started and r["body_size"] >= len(image)
     ]
     assert len(sent) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "model": "MODEL",
+            "max_tokens": 1152921504606846,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        {
+            "model": "MODEL",
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c", "function": "null"}],
+                }
+            ],
+        },
+        {
+            "model": "MODEL",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": "http://x/" + "a" * 70000}}
+                    ],
+                }
+            ],
+        },
+        {
+            "model": "MODEL",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "gs://bucket/x.png"}}],
+                }
+            ],
+        },
+    ],
+    ids=[
+        "huge-max-tokens",
+        "tool-call-function-not-object",
+        "unparseable-image-url",
+        "non-http-image-url",
+    ],
+)
+async def test_odd_but_valid_json_never_gets_a_500(
+    provision: Provisioner, http: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
+    setup = await provision.setup()
+    for kind, base in (("anthropic", provision.simulator_url), ("openai", provision.upstream())):
+        model = f"{setup.model}-{kind}"
+        await provision.price(model, "2", "8")
+        await provision.channel([model], base_url=base, kind=kind)
+        await provision.wait_visible(setup.key, model)
+        raw = json.dumps(body).replace("MODEL", model)
+
+        response = await http.post(
+            f"{provision.gateway_url}/v1/chat/completions",
+            content=raw,
+            headers={"authorization": f"Bearer {setup.key}", "content-type": "application/json"},
+        )
+
+        # Same-protocol channels pass odd values on for the upstream to judge; either way
+        # the answer is never the gateway's own 500.
+        assert response.status_code < 500, (kind, response.status_code, response.text)
+        if response.status_code >= 400:
+            _error(response)
