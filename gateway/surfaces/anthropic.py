@@ -709,10 +709,11 @@ async def serve_count_tokens(
     request_id = new_request_id()
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
-        key, _ = authenticate(state.snapshot, api_key_of(scope))
+        key, tenant = authenticate(state.snapshot, api_key_of(scope))
         with malformed_input():
             request = decode_messages_request(decode_json_object(body), require_max_tokens=False)
-        if not key.allows(request.model):
+        # The same rule as the model list and as /v1/messages itself.
+        if request.model not in state.snapshot.usable_models(key, tenant):
             msg = f"model: {request.model}"
             raise GatewayError(404, "model_not_found", msg, param="model")
     except GatewayError as exc:
