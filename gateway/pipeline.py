@@ -98,6 +98,9 @@ async def serve_generation(
     """Admit, relay and settle one decoded generation request."""
     settings = state.settings
     try:
+        if not any(message.parts for message in request.messages):
+            msg = "The request has no content to send: every message is empty."
+            raise GatewayError(400, "invalid_value", msg, param="messages")
         route = resolve(state.snapshot, key, tenant, request.model)
         hold = compute_hold(
             input_token_bound(request, body_size),

@@ -44,7 +44,7 @@ from gateway.canonical import (
     merge_usage,
 )
 from gateway.errors import GatewayError, malformed_input
-from gateway.media import normalize_media_type
+from gateway.media import parse_data_url
 from gateway.pipeline import new_request_id, send_error, serve_generation
 from gateway.surfaces.openai import decode_json_object
 from gateway.tokens import count_prompt
@@ -186,10 +186,11 @@ def _image(block: dict[str, Any]) -> Image | None:
     if not isinstance(source, dict):
         return None
     if source.get("type") == "base64" and isinstance(source.get("data"), str):
-        return Image(
-            media_type=normalize_media_type(str(source.get("media_type") or "")),
-            data=source["data"],
+        # The same checks as an OpenAI data URL: an image type and valid base64.
+        media_type, data = parse_data_url(
+            f"data:{source.get('media_type') or ''};base64,{source['data']}"
         )
+        return Image(media_type=media_type, data=data)
     if source.get("type") == "url" and isinstance(source.get("url"), str):
         return Image(media_type="", url=source["url"])
     return None

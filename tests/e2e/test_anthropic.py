@@ -1166,3 +1166,23 @@ async def test_openai_client_on_an_anthropic_channel(provision: Provisioner) -> 
     assert first["system"] == [{"type": "text", "text": "Be brief."}]
     assert first["max_tokens"] == 300 and first["tools"][0]["name"] == "get_weather"
     assert calls[1]["body"]["max_tokens"] == 4096 and calls[1]["body"]["stream"] is True
+
+
+async def test_invalid_images_and_empty_conversations_are_400s(provision: Provisioner) -> None:
+    setup = await provision.setup()
+    client = anthropic.AsyncAnthropic(
+        base_url=provision.gateway_url, api_key=setup.key, max_retries=0
+    )
+    bad_image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "text/html", "data": "!!!"},
+    }
+
+    with pytest.raises(anthropic.BadRequestError):
+        await client.messages.create(
+            model=setup.model, max_tokens=10, messages=[{"role": "user", "content": [bad_image]}]
+        )
+    with pytest.raises(anthropic.BadRequestError):
+        await client.messages.create(
+            model=setup.model, max_tokens=10, messages=[{"role": "user", "content": []}]
+        )
