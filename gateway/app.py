@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Request, Response, asgi, get
 from litestar.exceptions import HTTPException
 
 from gateway.errors import GatewayError
 from gateway.logging import configure_logging
-from gateway.pipeline import new_request_id, send_error
+from gateway.pipeline import new_request_id
 from gateway.state import GatewayState
+from gateway.surfaces.anthropic import serve_count_tokens, serve_messages
+from gateway.surfaces.embeddings import serve_embeddings
+from gateway.surfaces.gemini import serve_gemini
 from gateway.surfaces.openai import error_body, serve_chat_completions, serve_models
+from gateway.surfaces.responses import serve_responses
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from litestar.types import HTTPScope, Receive, Scope, Send
+    from litestar.types import Receive, Scope, Send
 
 __all__ = ("create_app",)
 
@@ -31,39 +35,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asgi("/v1/chat/completions", copy_scope=False)
     async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-        if cast("HTTPScope", scope)["method"] != "POST":
-            await _method_not_allowed(send)
-            return
         await serve_chat_completions(state, scope, receive, send)
 
     @asgi("/v1/models", is_mount=True, copy_scope=True)
     async def models(scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG001 - passed by name
         await serve_models(state, scope, send)
 
-    from gateway.surfaces.anthropic import serve_count_tokens, serve_messages
-
     @asgi("/v1/messages", copy_scope=False)
     async def anthropic_messages(scope: Scope, receive: Receive, send: Send) -> None:
-        if cast("HTTPScope", scope)["method"] != "POST":
-            await _method_not_allowed(send)
-            return
         await serve_messages(state, scope, receive, send)
 
     @asgi("/v1/messages/count_tokens", copy_scope=False)
     async def anthropic_count_tokens(scope: Scope, receive: Receive, send: Send) -> None:
-        if cast("HTTPScope", scope)["method"] != "POST":
-            await _method_not_allowed(send)
-            return
         await serve_count_tokens(state, scope, receive, send)
-
-    from gateway.surfaces.gemini import serve_gemini
 
     @asgi("/v1beta", is_mount=True, copy_scope=True)
     async def gemini_api(scope: Scope, receive: Receive, send: Send) -> None:
         await serve_gemini(state, scope, receive, send)
-
-    from gateway.surfaces.embeddings import serve_embeddings
-    from gateway.surfaces.responses import serve_responses
 
     @asgi("/v1/responses", copy_scope=False)
     async def responses(scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,11 +82,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=None,
         debug=False,
     )
-
-
-async def _method_not_allowed(send: Send) -> None:
-    error = GatewayError(405, "method_not_allowed", "This endpoint accepts POST only.")
-    await send_error(send, error_body, error, new_request_id())
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

@@ -24,7 +24,7 @@ from shared.money import compute_hold
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from litestar.types import Receive, Send
+    from litestar.types import Receive, Scope, Send
 
     from gateway.canonical import ChatRequest
     from gateway.snapshot import KeyEntry, TenantEntry
@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ("input_token_bound", "new_request_id", "send_error", "serve_generation")
+__all__ = (
+    "input_token_bound",
+    "new_request_id",
+    "refuse_method",
+    "send_error",
+    "serve_generation",
+)
 
 MAX_HOLD: Final = 2**62
 """Largest hold placed, nano-dollars (about 4.6 billion USD)."""
@@ -56,6 +62,21 @@ async def send_error(
         headers["x-should-retry"] = "true" if error.retryable else "false"
     await start_response(send, error.status, headers.items(), content_type="application/json")
     await send_bytes(send, render(error), more=False)
+
+
+async def refuse_method(
+    scope: Scope,
+    send: Send,
+    render: Callable[[GatewayError], bytes],
+    request_id: str,
+    allowed: tuple[str, ...] = ("POST",),
+) -> bool:
+    """Answer 405 in the caller's protocol unless the method is allowed; True when refused."""
+    if str(scope.get("method", "GET")) in allowed:
+        return False
+    msg = f"This endpoint accepts {' or '.join(allowed)} only."
+    await send_error(send, render, GatewayError(405, "method_not_allowed", msg), request_id)
+    return True
 
 
 def input_token_bound(request: ChatRequest, body_size: int) -> int:

@@ -45,7 +45,7 @@ from gateway.canonical import (
 )
 from gateway.errors import GatewayError, malformed_input
 from gateway.media import parse_data_url
-from gateway.pipeline import new_request_id, send_error, serve_generation
+from gateway.pipeline import new_request_id, refuse_method, send_error, serve_generation
 from gateway.surfaces.openai import decode_json_object
 from gateway.tokens import count_prompt
 from shared.money import Usage, format_usd
@@ -676,6 +676,8 @@ async def serve_messages(state: GatewayState, scope: Scope, receive: Receive, se
     """Handle ``POST /v1/messages`` (query strings such as ``?beta=true`` are accepted)."""
     request_id = new_request_id()
     created_at = datetime.datetime.now(datetime.UTC)
+    if await refuse_method(scope, send, lambda e: error_body(e, request_id), request_id):
+        return
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
@@ -708,6 +710,8 @@ async def serve_count_tokens(
 ) -> None:
     """Handle ``POST /v1/messages/count_tokens``: an offline count, no upstream, no charge."""
     request_id = new_request_id()
+    if await refuse_method(scope, send, lambda e: error_body(e, request_id), request_id):
+        return
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))

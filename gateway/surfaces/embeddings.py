@@ -27,7 +27,7 @@ from gateway.embeddings import (
     fetch_embeddings,
 )
 from gateway.errors import GatewayError, malformed_input
-from gateway.pipeline import new_request_id, send_error
+from gateway.pipeline import new_request_id, refuse_method, send_error
 from gateway.routing import resolve
 from gateway.surfaces.openai import api_key_of, decode_json_object, error_body
 from shared.money import Usage, compute_cost, compute_hold, format_usd
@@ -79,9 +79,7 @@ async def serve_embeddings(
     """Handle ``POST /v1/embeddings``."""
     request_id = new_request_id()
     created_at = datetime.datetime.now(datetime.UTC)
-    if scope.get("method") != "POST":
-        error = GatewayError(405, "method_not_allowed", "This endpoint accepts POST only.")
-        await send_error(send, error_body, error, request_id)
+    if await refuse_method(scope, send, error_body, request_id):
         return
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)

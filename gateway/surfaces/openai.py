@@ -38,7 +38,7 @@ from gateway.canonical import (
 )
 from gateway.errors import GatewayError, malformed_input
 from gateway.media import parse_data_url
-from gateway.pipeline import new_request_id, send_error, serve_generation
+from gateway.pipeline import new_request_id, refuse_method, send_error, serve_generation
 from shared.money import format_usd
 
 if TYPE_CHECKING:
@@ -514,6 +514,8 @@ async def serve_chat_completions(
     """Handle ``POST /v1/chat/completions``."""
     request_id = new_request_id()
     created_at = datetime.datetime.now(datetime.UTC)
+    if await refuse_method(scope, send, error_body, request_id):
+        return
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
         key, tenant = authenticate(state.snapshot, api_key_of(scope))
@@ -550,9 +552,7 @@ async def serve_models(state: GatewayState, scope: Scope, send: Send) -> None:
         return
     request_id = new_request_id()
     name = scope["path"].removeprefix("/v1/models").strip("/") or None
-    if scope.get("method", "GET") not in ("GET", "HEAD"):
-        error = GatewayError(405, "method_not_allowed", "This endpoint accepts GET only.")
-        await send_error(send, error_body, error, request_id)
+    if await refuse_method(scope, send, error_body, request_id, ("GET", "HEAD")):
         return
     try:
         key, tenant = authenticate(state.snapshot, api_key_of(scope))

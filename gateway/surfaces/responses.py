@@ -65,7 +65,7 @@ from gateway.canonical import (
 )
 from gateway.errors import GatewayError, malformed_input
 from gateway.media import parse_data_url
-from gateway.pipeline import new_request_id, send_error, serve_generation
+from gateway.pipeline import new_request_id, refuse_method, send_error, serve_generation
 from gateway.surfaces.openai import api_key_of, decode_json_object, error_body
 from shared.money import Usage, format_usd
 
@@ -1025,9 +1025,7 @@ async def serve_responses(state: GatewayState, scope: Scope, receive: Receive, s
     """Handle ``POST /v1/responses``."""
     request_id = new_request_id()
     created_at = datetime.datetime.now(datetime.UTC)
-    if scope.get("method") != "POST":
-        error = GatewayError(405, "method_not_allowed", "This endpoint accepts POST only.")
-        await send_error(send, error_body, error, request_id)
+    if await refuse_method(scope, send, error_body, request_id):
         return
     try:
         body = await read_body(scope, receive, state.settings.gateway.max_body_bytes)
