@@ -227,14 +227,6 @@ Event = (
 """A canonical stream event."""
 
 
-def response_text(response: ChatResponse, index: int = 0) -> str:
-    """Return the joined text of one choice (for token estimates and tests)."""
-    for choice in response.choices:
-        if choice.index == index:
-            return "".join(p.text for p in choice.parts if isinstance(p, Text))
-    return ""
-
-
 def merge_usage(earlier: Usage | None, later: Usage) -> Usage:
     """Merge running-total usage field by field: a later non-zero value replaces an earlier one."""
     if earlier is None:

@@ -16,7 +16,7 @@ import bpe_openai
 
 from gateway.canonical import ChatRequest, Reasoning, Text, ToolCall, ToolResult
 
-__all__ = ("TokenCounter", "count_chat_prompt", "count_prompt", "count_tokens", "encoding")
+__all__ = ("TokenCounter", "count_prompt", "count_tokens", "encoding")
 
 _FLUSH_AT: Final = 512
 _MESSAGE_OVERHEAD: Final = 3
@@ -34,30 +34,6 @@ def count_tokens(text: str, name: str = "cl100k_base") -> int:
     if not text:
         return 0
     return len(encoding(name).encode_ordinary(text))
-
-
-def count_chat_prompt(messages: list[Any], name: str = "cl100k_base") -> int:
-    """Estimate the prompt tokens of OpenAI chat ``messages`` the way OpenAI documents it.
-
-    Each message costs its content's tokens plus three for its framing, and the reply is
-    primed with three more. Non-text parts (images) are not counted.
-    """
-    total = _REPLY_PRIMING
-    for message in messages:
-        total += _MESSAGE_OVERHEAD
-        if not isinstance(message, dict):
-            continue
-        for field in ("role", "name"):
-            value = message.get(field)
-            if isinstance(value, str):
-                total += count_tokens(value, name)
-        total += count_tokens(_content_text(message.get("content")), name)
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                total += count_tokens(str(function.get("name", "")), name)
-                total += count_tokens(str(function.get("arguments", "")), name)
-    return total
 
 
 def count_prompt(request: ChatRequest, name: str = "cl100k_base") -> int:
@@ -78,18 +54,6 @@ def count_prompt(request: ChatRequest, name: str = "cl100k_base") -> int:
     for tool in request.tools:
         total += count_tokens(tool.name, name) + count_tokens(str(tool.parameters), name)
     return total
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "")
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
 
 
 class TokenCounter:

@@ -17,7 +17,8 @@ import httpx
 import openai
 import pytest
 
-from gateway.tokens import count_chat_prompt, count_tokens
+from gateway.surfaces.openai import decode_chat_request
+from gateway.tokens import count_prompt, count_tokens
 from tests.support import Provisioner, replay, simulator_requests, sse_data
 
 pytestmark = pytest.mark.e2e
@@ -247,7 +248,8 @@ async def test_bc07_b_missing_usage_is_estimated_over_content(provision: Provisi
     await provision.wait_settled()
     [row] = await provision.usage_rows(setup.tenant_id)
     assert row["output_tokens"] == 2
-    assert row["input_tokens"] == count_chat_prompt(BC07_MESSAGES)
+    prompt, _ = decode_chat_request({"model": setup.model, "messages": BC07_MESSAGES})
+    assert row["input_tokens"] == count_prompt(prompt)
     assert row["estimated"] is True and row["cost"] > 0
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from gateway.tokens import TokenCounter, count_chat_prompt, count_tokens
+from gateway.surfaces.openai import decode_chat_request
+from gateway.tokens import TokenCounter, count_prompt, count_tokens
 
 WORDS = st.sampled_from(
     ["hello", " world", ",", "\n", "  ", "你好", "😀", "don't", "x" * 40, " ", "12345"]
@@ -29,17 +30,18 @@ def test_token_counter_matches_counting_the_joined_text(words: list[str], sizes:
     assert counter.finish() == count_tokens(text)
 
 
-def test_count_chat_prompt_counts_text_parts_and_framing() -> None:
+def test_count_prompt_counts_text_parts_and_framing() -> None:
     messages = [
         {"role": "system", "content": "Be brief."},
         {
             "role": "user",
             "content": [
                 {"type": "text", "text": "Hi"},
-                {"type": "image_url", "image_url": {"url": "data:x"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,aGk="}},
             ],
         },
     ]
 
     expected = 3 + (3 + 1 + count_tokens("Be brief.")) + (3 + 1 + count_tokens("Hi"))
-    assert count_chat_prompt(messages) == expected
+    request, _ = decode_chat_request({"model": "m", "messages": messages})
+    assert count_prompt(request) == expected
