@@ -77,6 +77,7 @@ class Exchange:
         "client_headers",
         "committed",
         "counter",
+        "prompt_estimate",
         "raw",
         "record",
         "request",
@@ -109,13 +110,16 @@ class Exchange:
         self.committed = False
         self.upstream_usage: Usage | None = None
         self.counter = TokenCounter()
+        self.prompt_estimate: int | None = None
 
     def final_usage(self) -> Usage:
         """Return the upstream's usage, or an estimate over what was actually delivered."""
         if self.upstream_usage is not None:
             return self.upstream_usage
+        if self.prompt_estimate is None:
+            self.prompt_estimate = count_prompt(self.request)
         return Usage(
-            input_tokens=count_prompt(self.request),
+            input_tokens=self.prompt_estimate,
             output_tokens=self.counter.finish(),
             estimated=True,
         )

@@ -10,18 +10,25 @@ each event, which pass-through relaying needs; hence this small module.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ("SSEDecoder", "SSEEvent")
 
 
 class SSEEvent:
-    """One dispatched event: its ``event`` name, joined ``data`` and original bytes."""
+    """One dispatched event: its ``event`` name, joined ``data`` and original bytes.
 
-    __slots__ = ("data", "event", "raw")
+    ``parsed`` holds the JSON object of ``data`` once a decoder has read it, so a relay that
+    looks at the same event again does not decode it twice.
+    """
+
+    __slots__ = ("data", "event", "parsed", "raw")
 
     def __init__(self, event: str, data: str, raw: bytes) -> None:
         self.event = event
         self.data = data
         self.raw = raw
+        self.parsed: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"SSEEvent(event={self.event!r}, data={self.data!r})"

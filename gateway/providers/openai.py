@@ -307,6 +307,7 @@ class OpenAIStream:
             return []
         if not isinstance(chunk, dict):
             return []
+        event.parsed = chunk
         if "error" in chunk and "choices" not in chunk:
             return [StreamError(upstream_message(event.data.encode()))]
         events: list[Event] = []

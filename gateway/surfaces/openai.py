@@ -418,12 +418,14 @@ class OpenAIClient:
         """Relay an OpenAI chunk: client's model name, usage only when asked, cost added."""
         if event.data == "[DONE]" or not event.data:
             return b""
-        try:
-            chunk = msgspec.json.decode(event.data)
-        except msgspec.DecodeError:
-            return b""
-        if not isinstance(chunk, dict):
-            return b""
+        chunk = event.parsed
+        if chunk is None:
+            try:
+                chunk = msgspec.json.decode(event.data)
+            except msgspec.DecodeError:
+                return b""
+            if not isinstance(chunk, dict):
+                return b""
         if "error" in chunk and "choices" not in chunk:
             return b"data: " + event.data.encode() + b"\n\n"
         changed = False
