@@ -8,7 +8,9 @@ The hierarchy::
     ├── InvalidInputError      (also ValueError)
     ├── InsufficientBalanceError
     ├── RateLimitedError
-    └── DatabaseUnavailableError
+    ├── DatabaseUnavailableError
+    └── AuthenticationError
+        └── SigninThrottledError
 """
 
 from __future__ import annotations
@@ -40,3 +42,15 @@ class RateLimitedError(TollgateError):
 
 class DatabaseUnavailableError(TollgateError):
     """Raised when no PostgreSQL server can be reached or started."""
+
+
+class AuthenticationError(TollgateError):
+    """Raised when a console user name and password do not match an active user."""
+
+
+class SigninThrottledError(AuthenticationError):
+    """Raised when too many sign-ins failed recently; ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

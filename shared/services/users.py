@@ -23,7 +23,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.errors import ConflictError, InvalidInputError, NotFoundError, TollgateError
+from shared.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    SigninThrottledError,
+)
 from shared.models import ConsoleSession, ConsoleUser, Setting, SigninFailure, Tenant
 
 if TYPE_CHECKING:
@@ -61,18 +67,6 @@ MAX_FAILURES_PER_USER: Final = 5
 MAX_FAILURES_PER_ADDRESS: Final = 20
 """Failed sign-ins from one client address within the window before attempts are refused."""
 _TOUCH_AFTER: Final = datetime.timedelta(minutes=1)
-
-
-class AuthenticationError(TollgateError):
-    """Raised when a user name and password do not match an active user."""
-
-
-class SigninThrottledError(AuthenticationError):
-    """Raised when too many sign-ins failed recently; ``retry_after`` is in seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
